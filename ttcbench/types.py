@@ -1,0 +1,129 @@
+"""The shared vocabulary: problems, model calls, attempts and errors.
+
+Two record kinds flow from the runner to analysis (see STYLE.md): a *call* is one model
+request and an *attempt* is one problem x strategy x budget. Estimators read attempts and
+pools of calls; only `ttcbench.store` knows how they are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class TtcbenchError(Exception):
+    """A user-facing error: its message names the problem and the fix, no traceback needed."""
+
+
+class ConfigError(TtcbenchError):
+    """The composed configuration is invalid (bad budget list, unknown name, missing key)."""
+
+
+class TaskError(TtcbenchError):
+    """A task's data could not be loaded or does not match the task spec."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question of a task, with everything a strategy and a grader need."""
+
+    task: str
+    """Task name, as in `tasks/<name>.yaml`."""
+    id: str
+    """Stable identifier within the task (a data-set id or a generator seed)."""
+    prompt: str
+    """The user message sent to the model."""
+    answer: str | None
+    """Reference answer (gold), None where grading needs no single answer (code)."""
+    classes: dict[str, str] = field(default_factory=dict)
+    """Class labels analysis can group by (family, difficulty, digits, ...)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Extra fields a grader needs (hidden tests, entry point, aliases)."""
+
+
+@dataclass(frozen=True)
+class Grade:
+    """What a grader says about one model output."""
+
+    extracted: str | None
+    """Canonical final answer (equal answers compare equal as strings: used for voting)."""
+    score: float
+    """1.0 correct, 0.0 wrong; fractional only where the task defines partial credit."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Grader-specific extras (token F1, test errors)."""
+
+
+@dataclass
+class Call:
+    """One model request and its outcome: one row of the sample store."""
+
+    key: str
+    """Cache key: hash of (model, messages, sampling params, sample index, seed)."""
+    run_id: str
+    task: str
+    problem_id: str
+    classes: dict[str, str]
+    strategy: str
+    role: str
+    """What the call was for: generate, critique, judge, summarise, distill..."""
+    sample_index: int
+    seed: int | None
+    model: str
+    messages_hash: str
+    messages: list[dict[str, str]]
+    output: str | None = None
+    extracted: str | None = None
+    score: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    error: str | None = None
+    """Set for a permanent failure; such a call has no output and is never scored."""
+    cached: bool = False
+    """True when the output came from the shared cache (no model call paid in this run)."""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Attempt:
+    """One problem x strategy x budget: the answer, its score and the compute it used.
+
+    For pool-based strategies a smaller budget is an *estimate* over k-subsets of one pool,
+    so `score` may be fractional and the compute fields are expectations (k/n of the pool).
+    """
+
+    run_id: str
+    task: str
+    problem_id: str
+    classes: dict[str, str]
+    strategy: str
+    budget: int
+    answer: str | None
+    score: float | None
+    """Expected score in [0, 1]; None when the attempt failed on provider errors."""
+    calls: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    sequential_tokens: float = 0.0
+    """Tokens on the critical path (a parallel pool counts its longest sample)."""
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    estimator: str = "direct"
+    """How `score` was obtained: direct, exact (k-subset expectation) or montecarlo."""
+    error: str | None = None
+
+    @property
+    def total_tokens(self) -> float:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
