@@ -1,0 +1,1 @@
+"""Analysis: estimators over sample pools, confidence intervals, fits, frontiers and reports."""
