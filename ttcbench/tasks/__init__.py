@@ -1,0 +1,1 @@
+"""Task loading and grading by family (math, code, qa)."""
