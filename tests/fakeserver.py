@@ -1,0 +1,101 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1, for fault injection in tests.
+
+Each request pops the next scripted reply (an HTTP status, optionally a delay); when the
+script is empty it answers 200 with `reply(request)` (by default, the right answer to an
+arithmetic prompt). Every request is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def solve_arithmetic(body: dict[str, Any]) -> str:
+    """A correct reply to an `arithmetic` task prompt ("Calculate 12 + 7 - 3.")."""
+    prompt = body["messages"][-1]["content"]
+    match = re.search(r"Calculate ([-+*/() 0-9]+)\.", prompt)
+    value = eval(match.group(1)) if match else 0  # digits and operators only (regex above)
+    return f"Step by step: {value}. The answer is {value:g}"
+
+
+class FakeOpenAI:
+    def __init__(self, reply: Any = solve_arithmetic) -> None:
+        self.reply = reply
+        self.script: deque[tuple[int, float]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def enqueue(self, status: int, times: int = 1, delay_s: float = 0.0) -> None:
+        self.script.extend([(status, delay_s)] * times)
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        with self._lock:
+            self.requests.append(body)
+            status, delay = self.script.popleft() if self.script else (200, 0.0)
+        if status != 200:
+            return status, {"error": {"message": f"scripted {status}", "type": "test"}}, delay
+        n = int(body.get("n") or 1)
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": self.reply(body)},
+                "finish_reason": "stop",
+            }
+            for i in range(n)
+        ]
+        usage = {"prompt_tokens": 10, "completion_tokens": 7 * n, "total_tokens": 10 + 7 * n}
+        return (
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": choices,
+                "usage": usage,
+            },
+            delay,
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+                length = int(self.headers.get("Content-Length", 0))
+                status, payload, delay = fake._reply(json.loads(self.rfile.read(length) or b"{}"))
+                time.sleep(delay)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

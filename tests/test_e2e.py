@@ -1,0 +1,153 @@
+"""End to end on the real embedded model: store rows, summary, plot, Parquet, resume, reuse.
+
+These run SmolLM2-135M through llama.cpp (marked `slow`: tens of seconds each), with few
+problems and short outputs so the whole file stays around two minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import wandb
+from wandbfiles import items, records_by_type
+
+import ttcbench
+from ttcbench.store import SampleStore
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["task.limit=2", "budget.values=[1,2,4,8]", "sampling.max_tokens=48", "logger=none"]
+
+
+def cli(results: Path, *extra: str, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "TTCBENCH_CACHE": str(cache)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ttcbench.cli", f"results_dir={results}", *SMALL, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def requests_made(stdout: str) -> int:
+    return int(re.search(r"model requests: (\d+)", stdout).group(1))
+
+
+def test_default_job_end_to_end(results: Path) -> None:
+    run_dir = ttcbench.run([f"results_dir={results}", *SMALL[:-1], "logger=wandb"])
+    store = SampleStore(run_dir / "store.sqlite")
+    calls = store.calls_frame()
+    assert len(calls) == 2 * 8 and calls["key"].is_unique
+    assert calls["error"].isna().all() and (calls["completion_tokens"] > 0).all()
+    assert (calls["latency_s"] > 0).all() and (calls["cost_usd"] == 0).all()
+    assert set(calls["role"]) == {"generate"} and calls["score"].isin([0.0, 1.0]).all()
+    assert {c["difficulty"] for c in calls["classes"]} == {"easy", "hard"}
+    assert sorted(calls["sample_index"].unique()) == list(range(8))
+
+    attempts = store.attempts_frame()
+    assert len(attempts) == 2 * 4
+    # Budget k costs k/8 of the pool: compute scales exactly with the budget.
+    per_budget = attempts.groupby("budget")["calls"].sum()
+    assert per_budget.to_dict() == {1: 2.0, 2: 4.0, 4: 8.0, 8: 16.0}
+
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert list(summary["budget"]) == [1, 2, 4, 8]
+    assert (
+        (summary["ci_low"] <= summary["accuracy"]) & (summary["accuracy"] <= summary["ci_high"])
+    ).all()
+    at_full = attempts[attempts["budget"] == 8]["score"].mean()
+    assert summary.loc[3, "accuracy"] == pytest.approx(at_full)
+
+    png = (run_dir / "accuracy_vs_compute.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    assert "| majority_vote | 8 |" in (run_dir / "summary.md").read_text()
+    exported = pd.read_parquet(run_dir / "calls.parquet")
+    assert len(exported) == 16 and "class_difficulty" in exported
+    assert len(pd.read_parquet(run_dir / "attempts.parquet")) == 8
+    check_wandb_files(run_dir, calls, summary)
+
+
+def check_wandb_files(run_dir: Path, calls: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """The offline W&B run holds the config, every sample row, the curve and the plot."""
+    wandb.teardown()  # wait until wandb's service has flushed the offline log to disk
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    (log_file,) = offline.glob("run-*.wandb")
+    by_type = records_by_type(log_file)
+    (run,) = by_type["run"]
+    assert run.run.run_group == "arithmetic-smollm2"
+    assert items(run.run.config.update)["strategy"]["name"] == "majority_vote"
+    history = [items(r.history.item) for r in by_type["history"]]
+    tables = [json.loads((offline / "files" / h["samples.path"]).read_text()) for h in history
+              if "samples.path" in h]  # fmt: skip
+    rows = [dict(zip(t["columns"], r, strict=True)) for t in tables for r in t["data"]]
+    assert sorted(r["key"] for r in rows) == sorted(calls["key"])
+    curve = [h for h in history if "accuracy" in h and "budget" in h]
+    assert [h["accuracy"] for h in curve] == pytest.approx(list(summary["accuracy"]))
+    assert any("plots/accuracy_vs_compute.path" in h for h in history)
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path: Path) -> None:
+    """Kill -9 mid-sweep: no committed row lost or duplicated, no stored key requested again."""
+    reference = cli(tmp_path / "ref", cache=tmp_path / "ref-cache.sqlite")
+    ref_out, ref_err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, ref_err
+
+    results, cache = tmp_path / "killed", tmp_path / "cache.sqlite"
+    victim = cli(results, cache=cache)
+    store_path = results / "arithmetic/smollm2/majority_vote-pow2_8/store.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and _rows(store_path) < 5:
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    committed = _rows(store_path)
+    assert 5 <= committed < 16
+    check = sqlite3.connect(store_path).execute("PRAGMA integrity_check").fetchone()[0]
+    assert check == "ok"
+
+    resumed = cli(results, cache=cache)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert requests_made(out) == 16 - committed  # zero calls for stored keys
+    calls = SampleStore(store_path).calls_frame()
+    assert len(calls) == 16 and calls["key"].is_unique
+    # Same metrics as the uninterrupted run; only measured time (model_s) may differ.
+    ref = pd.read_csv(tmp_path / "ref/arithmetic/smollm2/majority_vote-pow2_8/summary.csv")
+    got = pd.read_csv(store_path.parent / "summary.csv")
+    pd.testing.assert_frame_equal(got.drop(columns="model_s"), ref.drop(columns="model_s"))
+
+    again = cli(results, cache=cache)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0 and requests_made(out) == 0
+
+
+def _rows(store: Path) -> int:
+    if not store.exists():
+        return 0
+    try:
+        return sqlite3.connect(store, timeout=5).execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
+
+
+def test_sweep_costs_exactly_its_largest_budget(results: Path) -> None:
+    """A sweep over 1, 2, 4, 8 makes the calls and tokens of 8 alone (cache off in both)."""
+    common = [f"results_dir={results}", "cache.enabled=false", *SMALL]
+    sweep = SampleStore(ttcbench.run([*common, "name=sweep"]) / "store.sqlite").calls_frame()
+    alone = ttcbench.run([*common, "name=alone", "budget.values=[8]"])
+    alone_calls = SampleStore(alone / "store.sqlite").calls_frame()
+    assert len(sweep) == len(alone_calls) == 16
+    tokens = ["prompt_tokens", "completion_tokens"]
+    assert sweep[tokens].sum().sum() == alone_calls[tokens].sum().sum()
+    assert list(sweep["output"]) == list(alone_calls["output"])  # seeded: the same samples

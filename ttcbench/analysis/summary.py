@@ -1,0 +1,76 @@
+"""The per-budget summary table: accuracy with a bootstrap interval and what it cost.
+
+Problems are the unit of sampling, so the interval comes from resampling problems.
+Attempts that failed on provider errors are excluded from accuracy and counted separately,
+never silently scored as wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ttcbench.analysis.bootstrap import bootstrap_ci
+
+SUMMARY_COLUMNS = [
+    "strategy",
+    "budget",
+    "problems",
+    "errors",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "calls",
+    "tokens",
+    "sequential_tokens",
+    "model_s",
+    "cost_usd",
+]
+
+
+def summarize(
+    attempts: pd.DataFrame, *, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (strategy, budget); compute columns are means per problem."""
+    rows = []
+    for (strategy, budget), group in attempts.groupby(["strategy", "budget"], sort=True):
+        ok = group[group["error"].isna()]
+        scores = ok["score"].to_numpy(dtype=float)
+        low, high = (
+            bootstrap_ci(scores, level=level, n_resamples=n_resamples, seed=seed)
+            if len(scores)
+            else (np.nan, np.nan)
+        )
+        rows.append(
+            {
+                "strategy": strategy,
+                "budget": int(budget),
+                "problems": len(ok),
+                "errors": len(group) - len(ok),
+                "accuracy": float(scores.mean()) if len(scores) else np.nan,
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "calls": float(ok["calls"].mean()),
+                "tokens": float((ok["prompt_tokens"] + ok["completion_tokens"]).mean()),
+                "sequential_tokens": float(ok["sequential_tokens"].mean()),
+                "model_s": float(ok["latency_s"].mean()),
+                "cost_usd": float(ok["cost_usd"].mean()),
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def to_markdown(summary: pd.DataFrame, level: float = 0.95) -> str:
+    """A Markdown table a person can paste into a paper draft or an issue."""
+    header = (
+        f"| strategy | budget | accuracy [{level:.0%} CI] | tokens/problem | calls/problem "
+        "| model s/problem | USD/problem | problems | errors |"
+    )
+    lines = [header, "|" + "---|" * 9]
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.strategy} | {r.budget} | {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"| {r.tokens:.0f} | {r.calls:.2f} | {r.model_s:.2f} | {r.cost_usd:.5f} "
+            f"| {r.problems} | {r.errors} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,157 @@
+"""The `ttcbench` command and `ttcbench.run()`: the only module that touches Hydra's config.
+
+It turns a composed DictConfig into a plain `JobConfig`, runs the job and reports bad input
+as one line naming the problem and the fix (exit status 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ttcbench.job import JobConfig, JobResult, LoggerConfig, run_job
+from ttcbench.models.client import ModelSpec, RetryPolicy, Sampling
+from ttcbench.strategies import Strategy
+from ttcbench.types import ConfigError, TtcbenchError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_model_strings(overrides: Sequence[str]) -> None:
+    """Let `model=openai/gpt-4o-mini` name any litellm model, not only conf/model/*.yaml.
+
+    Each value of a `model=` override (comma lists included) without a YAML file becomes a
+    config node in Hydra's ConfigStore with that litellm model string and default settings.
+    """
+    store = ConfigStore.instance()
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") != "model" or not value:
+            continue
+        for option in value.split(","):
+            option = option.strip()
+            if "/" in option and not (CONF_DIR / "model" / f"{option}.yaml").exists():
+                group, _, name = option.rpartition("/")
+                node = {
+                    "name": option,
+                    "model": option,
+                    "api_base": None,
+                    "api_key_env": None,
+                    "params_b": None,
+                    "max_n": 16,
+                    "timeout_s": 600,
+                    "extra": {},
+                }
+                store.store(group=f"model/{group}", name=name, node=node)
+
+
+def to_job(cfg: DictConfig) -> JobConfig:
+    """Plain-Python job config from the composed Hydra config (validated downstream)."""
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    strategy = instantiate({k: v for k, v in plain["strategy"].items() if k != "name"})
+    if not isinstance(strategy, Strategy) or strategy.name != plain["strategy"]["name"]:
+        raise ConfigError(
+            f"strategy config {plain['strategy']['name']!r} must build a Strategy of the same name"
+        )
+    sampling = dict(plain["sampling"])
+    sampling["stop"] = tuple(sampling["stop"]) if sampling.get("stop") else None
+    logger = dict(plain["logger"])
+    task = plain["task"]
+    return JobConfig(
+        run_dir=Path(plain["run_dir"]),
+        task=task["name"],
+        task_limit=task.get("limit"),
+        task_seed=task.get("seed", 0),
+        data_files=task.get("data_files"),
+        strategy=strategy,
+        model=ModelSpec(**plain["model"]),
+        sampling=Sampling(**sampling),
+        budgets=list(plain["budget"]["values"]),
+        config=plain,
+        concurrency=plain["runner"]["concurrency"],
+        max_parallel_problems=plain["runner"]["max_parallel_problems"],
+        progress=plain["runner"]["progress"],
+        retry=RetryPolicy(**plain["retry"]),
+        cache_path=Path(plain["cache"]["path"]) if plain["cache"]["enabled"] else None,
+        logger=LoggerConfig(logger.pop("kind"), logger),
+    )
+
+
+def discard_unused_run_dir(run_dir: Path) -> None:
+    """Remove a run folder that holds only Hydra's own files (the job failed before it ran)."""
+    if not run_dir.is_dir() or (run_dir / "store.sqlite").exists():
+        return
+    if all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def quiet_libraries() -> None:
+    """Hydra logs at INFO; litellm and httpx would print a line per request there."""
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "wandb"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def execute(cfg: DictConfig) -> JobResult:
+    """Run one composed config; bad input removes the empty run folder and re-raises."""
+    quiet_libraries()
+    try:
+        return run_job(to_job(cfg))
+    except TtcbenchError:
+        discard_unused_run_dir(Path(str(cfg.run_dir)))
+        raise
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        result = execute(cfg)
+    except TtcbenchError as err:
+        print(f"ttcbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as err:
+        print(f"\nttcbench: {err or 'interrupted'}", file=sys.stderr)
+        sys.exit(130)
+    print(f"\n{result.summary_markdown}")
+    print(
+        f"run folder: {result.run_dir}  (model requests: {result.model_requests}, "
+        f"errors: {result.errors}, wall: {result.wall_s:.1f}s)"
+    )
+    if result.errors:
+        print(
+            f"ttcbench: {result.errors} attempts failed on provider errors and are excluded "
+            "from accuracy; re-run the same command to retry them.",
+            file=sys.stderr,
+        )
+
+
+def main() -> None:
+    """Console entry point."""
+    register_model_strings(sys.argv[1:])
+    _hydra_main()
+
+
+def run(overrides: Sequence[str] = (), *, progress: bool = False) -> Path:
+    """Run a job from Python (e.g. a notebook) with command-line style overrides.
+
+    Returns the run folder. Uses exactly the configs and code path of the command line.
+    """
+    from hydra import compose, initialize_config_dir
+
+    overrides = [*overrides, f"runner.progress={str(progress).lower()}"]
+    register_model_strings(overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return execute(cfg).run_dir
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""One job = one run folder: validate, sample, store, summarise, plot, export, log.
+
+Data flows one way (config -> runner -> store -> analysis -> report). Everything that can
+be wrong with the input is checked before the run folder, the store or the cache is touched,
+so a bad command never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttcbench.analysis.plots import plot_accuracy_vs_compute
+from ttcbench.analysis.summary import summarize, to_markdown
+from ttcbench.loggers import RunLogger, make_logger
+from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
+from ttcbench.runner import Progress, run_problems
+from ttcbench.sampler import RunInfo, Sampler
+from ttcbench.store import CallCache, SampleStore
+from ttcbench.strategies import Strategy
+from ttcbench.tasks.registry import Task, load_task
+from ttcbench.types import ConfigError
+
+log = logging.getLogger("ttcbench")
+
+IDENTITY_KEYS = ("task", "strategy", "model", "sampling", "budget")
+
+
+@dataclass(frozen=True)
+class LoggerConfig:
+    kind: str = "wandb"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything a job needs, in plain Python (cli.py converts Hydra's config to this)."""
+
+    run_dir: Path
+    task: str
+    strategy: Strategy
+    model: ModelSpec
+    sampling: Sampling
+    budgets: list[int]
+    config: dict[str, Any]
+    """The full resolved config: saved in the run folder and sent to W&B."""
+    task_limit: int | None = None
+    task_seed: int = 0
+    data_files: str | None = None
+    concurrency: int = 4
+    max_parallel_problems: int = 8
+    retry: RetryPolicy = RetryPolicy()
+    cache_path: Path | None = None
+    logger: LoggerConfig = LoggerConfig()
+    progress: bool = True
+
+
+@dataclass
+class JobResult:
+    run_dir: Path
+    summary_markdown: str
+    model_requests: int
+    errors: int
+    wall_s: float
+
+
+def validate_budgets(budgets: Sequence[Any]) -> list[int]:
+    """Budgets are positive integers; duplicates are merged and the list sorted."""
+    if not budgets:
+        raise ConfigError("budget.values is empty: give at least one budget, e.g. [1,2,4]")
+    values = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ConfigError(
+                f"budget.values must be positive integers, got {b!r} in {list(budgets)}; "
+                "e.g. budget.values=[1,2,4,8]"
+            )
+        values.append(b)
+    return sorted(set(values))
+
+
+def run_id_for(config: dict[str, Any]) -> str:
+    """A stable id from what defines the samples, so a re-run resumes the same run."""
+    identity = {k: config.get(k) for k in IDENTITY_KEYS}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[
+        :12
+    ]
+
+
+def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to mix two different configs in one run folder (it would poison the resume)."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    previous = yaml.safe_load(saved.read_text()) or {}
+    changed = [k for k in IDENTITY_KEYS if previous.get(k) != config.get(k)]
+    if changed:
+        raise ConfigError(
+            f"{run_dir} holds a run with a different {', '.join(changed)}; "
+            "pass name=<new name> for a new run folder, or delete that folder"
+        )
+
+
+def prepare(job: JobConfig) -> tuple[Task, ModelClient, list[int]]:
+    """All checks that need no run folder: budgets, model and key, task data."""
+    budgets = validate_budgets(job.budgets)
+    client = ModelClient(job.model, job.retry)
+    task = load_task(job.task, job.task_limit, job.task_seed, job.data_files)
+    check_run_folder(job.run_dir, job.config)
+    return task, client, budgets
+
+
+def run_job(job: JobConfig) -> JobResult:
+    """Run (or resume) one job and write its folder; returns where and what it produced."""
+    task, client, budgets = prepare(job)
+    started = time.perf_counter()
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    (job.run_dir / "config.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
+    run_id = run_id_for(job.config)
+    store = SampleStore(job.run_dir / "store.sqlite")
+    cache = CallCache(job.cache_path) if job.cache_path else None
+    calls_before = store.count_calls()
+    progress = Progress(len(task.problems) * job.strategy.planned_calls(budgets), job.progress)
+    sampler = Sampler(
+        client,
+        job.sampling,
+        store,
+        task.grader,
+        RunInfo(run_id, task.name, job.strategy.name),
+        cache=cache,
+        concurrency=job.concurrency,
+        on_call=progress.on_call,
+    )
+    try:
+        asyncio.run(
+            run_problems(
+                task.problems,
+                job.strategy,
+                sampler,
+                budgets,
+                run_id=run_id,
+                on_attempts=store.put_attempts,
+                max_parallel_problems=job.max_parallel_problems,
+            )
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        saved = store.count_calls()
+        store.close()
+        raise KeyboardInterrupt(
+            f"interrupted: {saved} calls are safe in {job.run_dir / 'store.sqlite'} "
+            f"({saved - calls_before} new). Re-run the same command to resume: stored calls "
+            "are not requested again."
+        ) from None
+    finally:
+        progress.close()
+    wall = time.perf_counter() - started
+    result = finish(job, task, store, client.requests_sent, wall)
+    store.close()
+    if cache is not None:
+        cache.close()
+    return result
+
+
+def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: float) -> JobResult:
+    """Summary table, plot, Parquet export and W&B logging from what the store holds."""
+    attempts = store.attempts_frame()
+    summary = summarize(attempts)
+    run_dir = job.run_dir
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    markdown = to_markdown(summary)
+    header = (
+        f"# {task.name} · {job.model.name} · {job.strategy.name} · "
+        f"{len(task.problems)} problems\n\n"
+    )
+    (run_dir / "summary.md").write_text(header + markdown)
+    title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
+    plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)
+    exports = store.export(run_dir)
+    errors = int(summary["errors"].max()) if len(summary) else 0
+    log_run(job, store, summary, [plot, run_dir / "summary.md", *exports], errors, wall)
+    return JobResult(run_dir, markdown, requests, errors, wall)
+
+
+def log_run(
+    job: JobConfig, store: SampleStore, summary: Any, files: list[Path], errors: int, wall: float
+) -> None:
+    """Send the run to W&B (or nowhere): samples streamed from the store in chunks."""
+    logger: RunLogger = make_logger(
+        job.logger.kind,
+        run_dir=job.run_dir,
+        config=job.config,
+        name=str(job.config["name"]),
+        **job.logger.options,
+    )
+    for rows in store.iter_call_rows():
+        logger.log_samples(rows)
+    logger.log_curve(summary.to_dict("records"))
+    final = summary.sort_values("budget").groupby("strategy").tail(1)
+    logger.log_summary(
+        {
+            "errors": errors,
+            "wall_s": wall,
+            **{f"accuracy/{r.strategy}": r.accuracy for r in final.itertuples()},
+        }
+    )
+    logger.log_files(files)
+    logger.finish()

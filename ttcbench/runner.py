@@ -1,0 +1,90 @@
+"""Schedules problems x strategy x budgets with bounded concurrency and a live progress bar.
+
+Problems run concurrently (model requests are bounded separately by the sampler's
+semaphore); each problem's attempts are stored as soon as it finishes, so an interrupted
+sweep keeps everything it completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from ttcbench.sampler import Sampler
+from ttcbench.strategies import Outcome, Strategy
+from ttcbench.types import Attempt, Call, Problem
+
+
+class Progress:
+    """A tqdm bar over planned calls with running token and cost totals (ETA from tqdm)."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.bar = tqdm(total=total, unit="call", disable=not enabled, dynamic_ncols=True)
+        self.tokens = 0
+        self.cost = 0.0
+        self.cached = 0
+        self.errors = 0
+
+    def on_call(self, call: Call) -> None:
+        self.tokens += call.total_tokens
+        self.cost += call.cost_usd if not call.cached else 0.0
+        self.cached += call.cached
+        self.errors += call.error is not None
+        self.bar.update(1)
+        self.bar.set_postfix(
+            tokens=self.tokens,
+            usd=f"{self.cost:.4f}",
+            cached=self.cached,
+            errors=self.errors,
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def to_attempts(
+    run_id: str, problem: Problem, strategy: str, outcomes: Sequence[Outcome]
+) -> list[Attempt]:
+    return [
+        Attempt(
+            run_id=run_id,
+            task=problem.task,
+            problem_id=problem.id,
+            classes=problem.classes,
+            strategy=strategy,
+            budget=o.budget,
+            answer=o.answer,
+            score=o.score,
+            estimator=o.estimator,
+            error=o.error,
+            **o.compute.as_dict(),
+        )
+        for o in outcomes
+    ]
+
+
+async def run_problems(
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    sampler: Sampler,
+    budgets: Sequence[int],
+    *,
+    run_id: str,
+    on_attempts: Callable[[list[Attempt]], None],
+    max_parallel_problems: int = 8,
+) -> list[Attempt]:
+    """Solve every problem at every budget; attempts are handed to `on_attempts` per problem."""
+    gate = asyncio.Semaphore(max_parallel_problems)
+
+    async def one(problem: Problem) -> list[Attempt]:
+        async with gate:
+            outcomes = await strategy.solve(problem, budgets, sampler)
+        attempts = to_attempts(run_id, problem, strategy.name, outcomes)
+        on_attempts(attempts)
+        return attempts
+
+    results = await asyncio.gather(*(one(p) for p in problems))
+    return [a for attempts in results for a in attempts]

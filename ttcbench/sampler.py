@@ -1,0 +1,205 @@
+"""The one door through which strategies reach a model.
+
+`Sampler.sample` turns "n samples of these messages for this problem" into recorded calls:
+samples already in the run's store are reused (resume), then the shared cache is asked, and
+only the rest is requested from the model. Every call, cached or not, becomes one row of the
+run's store with its role, so every strategy's compute is counted the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+from ttcbench.models.client import Completion, ModelClient, Sampling
+from ttcbench.store import CallCache, SampleStore
+from ttcbench.types import Call, Grade, Problem
+
+Grader = Callable[[str, Problem], Grade]
+Messages = list[dict[str, str]]
+
+
+def messages_hash(messages: Messages) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def call_key(model: str, messages: Messages, sampling: Sampling, sample_index: int) -> str:
+    """The identity of a sample: (model, messages, sampling params incl. seed, sample index)."""
+    payload = {
+        "model": model,
+        "messages": messages,
+        "sampling": asdict(sampling),
+        "i": sample_index,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who is sampling: copied onto every call row."""
+
+    run_id: str
+    task: str
+    strategy: str
+
+
+class Sampler:
+    """Cached, recorded, graded sampling for one run; strategies never touch files."""
+
+    def __init__(
+        self,
+        client: ModelClient,
+        sampling: Sampling,
+        store: SampleStore,
+        grader: Grader,
+        info: RunInfo,
+        *,
+        cache: CallCache | None = None,
+        concurrency: int = 4,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.sampling = sampling
+        self.store = store
+        self.grader = grader
+        self.info = info
+        self.cache = cache
+        self._slots = asyncio.Semaphore(concurrency)
+        self._on_call = on_call or (lambda call: None)
+
+    async def sample(
+        self,
+        problem: Problem,
+        messages: Messages,
+        *,
+        n: int = 1,
+        start: int = 0,
+        role: str = "generate",
+        sampling: Sampling | None = None,
+        grade: bool = True,
+    ) -> list[Call]:
+        """Samples `start .. start+n-1` of these messages, in index order.
+
+        Sample i always has the same key (and, for seeded providers, the same seed), so a
+        budget of 4 and a budget of 16 share their first 4 samples and nothing is paid twice.
+        """
+        sampling = sampling or self.sampling
+        indices = list(range(start, start + n))
+        keys = {i: call_key(self.client.spec.model, messages, sampling, i) for i in indices}
+        done = self.store.get_calls(keys.values())
+        calls = {i: done[keys[i]] for i in indices if keys[i] in done}
+        for i in indices:
+            if i not in calls and (hit := self._from_cache(keys[i])) is not None:
+                calls[i] = self._record(problem, messages, sampling, role, i, keys[i], hit, grade)
+        missing = [i for i in indices if i not in calls]
+        requests = [_chunk for run in _contiguous(missing) for _chunk in self._chunks(run)]
+        results = await asyncio.gather(
+            *(
+                self._request(problem, messages, sampling, role, chunk, keys, grade)
+                for chunk in requests
+            )
+        )
+        for chunk_calls in results:
+            calls.update(chunk_calls)
+        return [calls[i] for i in indices]
+
+    def _chunks(self, run: list[int]) -> list[list[int]]:
+        size = self.client.spec.max_n if self.client.supports_n else 1
+        return [run[j : j + size] for j in range(0, len(run), size)]
+
+    async def _request(
+        self,
+        problem: Problem,
+        messages: Messages,
+        sampling: Sampling,
+        role: str,
+        chunk: list[int],
+        keys: dict[int, str],
+        grade: bool,
+    ) -> dict[int, Call]:
+        request_sampling = _seeded(sampling, chunk[0])
+        async with self._slots:
+            started = time.time()
+            completions = await self.client.complete(messages, request_sampling, n=len(chunk))
+        out = {}
+        for offset, (i, completion) in enumerate(zip(chunk, completions, strict=True)):
+            seed = (
+                None
+                if request_sampling.seed is None
+                else request_sampling.seed + (0 if self.client.supports_n else offset)
+            )
+            call = self._record(
+                problem, messages, sampling, role, i, keys[i], completion, grade, seed, started
+            )
+            if call.error is None and self.cache is not None:
+                self.cache.put(call.key, self.client.spec.model, asdict(completion))
+            out[i] = call
+        return out
+
+    def _from_cache(self, key: str) -> Completion | None:
+        payload = self.cache.get(key) if self.cache is not None else None
+        return Completion(**payload) if payload is not None else None
+
+    def _record(
+        self,
+        problem: Problem,
+        messages: Messages,
+        sampling: Sampling,
+        role: str,
+        index: int,
+        key: str,
+        completion: Completion,
+        grade: bool,
+        seed: int | None = None,
+        started: float | None = None,
+    ) -> Call:
+        cached = started is None
+        now = time.time()
+        call = Call(
+            key=key,
+            run_id=self.info.run_id,
+            task=self.info.task,
+            problem_id=problem.id,
+            classes=problem.classes,
+            strategy=self.info.strategy,
+            role=role,
+            sample_index=index,
+            seed=seed if not cached else _seeded(sampling, index).seed,
+            model=self.client.spec.model,
+            messages_hash=messages_hash(messages),
+            messages=messages,
+            output=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_s=completion.latency_s,
+            cost_usd=completion.cost_usd,
+            error=completion.error,
+            cached=cached,
+            started_at=now - completion.latency_s if started is None else started,
+            finished_at=now,
+        )
+        if grade and call.error is None and call.output is not None:
+            verdict = self.grader(call.output, problem)
+            call.extracted, call.score = verdict.extracted, verdict.score
+        self.store.put_call(call)
+        self._on_call(call)
+        return call
+
+
+def _seeded(sampling: Sampling, index: int) -> Sampling:
+    """Per-sample seeds: base seed + sample index, so sample i is reproducible on its own."""
+    return sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + index)
+
+
+def _contiguous(indices: Sequence[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs

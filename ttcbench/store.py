@@ -1,0 +1,176 @@
+"""The crash-safe sample store of a run, and the shared call cache across runs.
+
+Both are SQLite databases in WAL mode with one transaction per write: a `kill -9` at any
+moment loses at most the calls in flight, never a committed row, and never corrupts the
+file (SQLite's journal guarantees it). Only this module knows the storage format; the rest
+of ttcbench sees `Call` and `Attempt` records and pandas frames.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ttcbench.types import Attempt, Call
+
+_JSON_COLUMNS = {"classes", "messages"}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across process crashes in WAL mode (only power loss can drop the
+    # last commits), at a fraction of FULL's fsync cost.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _columns(record_type: type) -> list[str]:
+    return [f.name for f in fields(record_type)]
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v, sort_keys=True) if k in _JSON_COLUMNS else v for k, v in row.items()}
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.loads(v) if k in _JSON_COLUMNS and v is not None else v for k, v in row.items()}
+
+
+class SampleStore:
+    """Every model call of one run (one row each, keyed by its cache key) and its attempts.
+
+    A call key appears at most once: re-running after a crash replaces a failed call's row
+    instead of adding a second one, so rows are never duplicated.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = _connect(path)
+        self._lock = threading.Lock()
+        call_cols = ", ".join(c for c in _columns(Call) if c != "key")
+        attempt_cols = ", ".join(_columns(Attempt))
+        self._conn.execute(f"CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, {call_cols})")
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS attempts ({attempt_cols}, "
+            "PRIMARY KEY (problem_id, strategy, budget))"
+        )
+
+    def get_calls(self, keys: Iterable[str]) -> dict[str, Call]:
+        """The stored successful calls among `keys` (failed calls are retried, so excluded)."""
+        keys = list(keys)
+        found: dict[str, Call] = {}
+        for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cursor = self._conn.execute(
+                f"SELECT * FROM calls WHERE error IS NULL AND key IN ({marks})", chunk
+            )
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                row = _decode(dict(zip(names, values, strict=True)))
+                row["cached"] = bool(row["cached"])
+                found[row["key"]] = Call(**row)
+        return found
+
+    def put_call(self, call: Call) -> None:
+        self._upsert("calls", _encode(call.to_row()))
+
+    def put_attempts(self, attempts: Sequence[Attempt]) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN")
+            for attempt in attempts:
+                row = _encode(attempt.to_row())
+                self._conn.execute(_upsert_sql("attempts", row), list(row.values()))
+
+    def _upsert(self, table: str, row: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(_upsert_sql(table, row), list(row.values()))
+
+    def iter_call_rows(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Call rows in chunks, so exporting a 100k-call run never holds it all in memory."""
+        cursor = self._conn.execute("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
+        names = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(chunk):
+            yield [_decode(dict(zip(names, values, strict=True))) for values in batch]
+
+    def count_calls(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def calls_frame(self) -> pd.DataFrame:
+        return self._frame("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
+
+    def attempts_frame(self) -> pd.DataFrame:
+        return self._frame("SELECT * FROM attempts ORDER BY strategy, budget, problem_id")
+
+    def _frame(self, sql: str) -> pd.DataFrame:
+        frame = pd.read_sql_query(sql, self._conn)
+        for column in _JSON_COLUMNS & set(frame.columns):
+            frame[column] = frame[column].map(lambda v: json.loads(v) if v else None)
+        return frame
+
+    def export(self, folder: Path) -> list[Path]:
+        """Write calls and attempts as Parquet (classes flattened to `class_<name>` columns)."""
+        paths = []
+        for name, frame in (("calls", self.calls_frame()), ("attempts", self.attempts_frame())):
+            frame = flatten_classes(frame)
+            if "messages" in frame:
+                frame["messages"] = frame["messages"].map(json.dumps)
+            path = folder / f"{name}.parquet"
+            frame.to_parquet(path, index=False)
+            paths.append(path)
+        return paths
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def flatten_classes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Spread the `classes` dict column into `class_<label>` string columns for grouping."""
+    if "classes" not in frame or frame.empty:
+        return frame.drop(columns=["classes"], errors="ignore")
+    labels = pd.json_normalize(list(frame["classes"].map(lambda c: c or {})))
+    labels.columns = [f"class_{c}" for c in labels.columns]
+    labels.index = frame.index
+    return pd.concat([frame.drop(columns=["classes"]), labels.astype("string")], axis=1)
+
+
+def _upsert_sql(table: str, row: dict[str, Any]) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+
+
+class CallCache:
+    """Successful model outputs shared by every run, keyed by the call key.
+
+    Two runs (or two strategies) that ask for the same (model, messages, sampling, sample
+    index, seed) pay for it once. Only successes are cached: an error is never replayed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = _connect(path)
+        self._lock = threading.Lock()
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, model TEXT, payload TEXT)"
+        )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT payload FROM cache WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, model: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, model, json.dumps(payload))
+            )
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,96 @@
+"""Strategies: ways of spending inference compute on a problem, one module each.
+
+A strategy gets a problem, the budgets of the sweep and a `Sampler`; it returns one
+`Outcome` per budget. Every model call goes through the sampler, so every call (generation,
+critique, judging...) is a recorded row counted as compute. Strategies never write files.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from ttcbench.sampler import Sampler
+from ttcbench.types import Call, Problem
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What an attempt cost; fractional when it is an expectation over k-subsets of a pool."""
+
+    calls: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    sequential_tokens: float = 0.0
+    """Tokens on the critical path: parallel samples overlap, sequential rounds add up."""
+    latency_s: float = 0.0
+    """Summed model-call latency (compute time, not wall time of a concurrent run)."""
+    cost_usd: float = 0.0
+
+    @classmethod
+    def parallel(cls, calls: Sequence[Call]) -> Compute:
+        """Calls made side by side: the critical path is the longest of them."""
+        return cls(
+            calls=len(calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            sequential_tokens=max((c.total_tokens for c in calls), default=0),
+            latency_s=sum(c.latency_s for c in calls),
+            cost_usd=sum(c.cost_usd for c in calls),
+        )
+
+    def scaled(self, factor: float, sequential_tokens: float) -> Compute:
+        """The expected compute of a k-subset (factor k/n) of a parallel pool."""
+        return Compute(
+            calls=self.calls * factor,
+            prompt_tokens=self.prompt_tokens * factor,
+            completion_tokens=self.completion_tokens * factor,
+            sequential_tokens=sequential_tokens,
+            latency_s=self.latency_s * factor,
+            cost_usd=self.cost_usd * factor,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A strategy's result at one budget."""
+
+    budget: int
+    answer: str | None
+    score: float | None
+    """Expected score; None when provider errors left the attempt incomplete."""
+    compute: Compute
+    estimator: str = "direct"
+    error: str | None = None
+
+
+class Strategy(ABC):
+    """Base class: subclasses set `name` (= config file name) and implement `solve`."""
+
+    name: str = ""
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        return [{"role": "user", "content": problem.prompt}]
+
+    @abstractmethod
+    def planned_calls(self, budgets: Sequence[int]) -> int:
+        """Calls per problem for this sweep (for the progress bar and cost previews)."""
+
+    @abstractmethod
+    async def solve(
+        self, problem: Problem, budgets: Sequence[int], sampler: Sampler
+    ) -> list[Outcome]:
+        """One outcome per budget the strategy supports."""
+
+
+def failed(budgets: Sequence[int], calls: Sequence[Call]) -> list[Outcome] | None:
+    """Outcomes marking every budget as failed when any call has a permanent error."""
+    errors = [c.error for c in calls if c.error]
+    if not errors:
+        return None
+    message = f"{len(errors)} of {len(calls)} calls failed; first: {errors[0]}"
+    return [Outcome(b, None, None, Compute.parallel(calls), error=message) for b in budgets]

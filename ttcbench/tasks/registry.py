@@ -1,0 +1,120 @@
+"""Tasks are data: `tasks/<name>.yaml` names a source, a prompt, a grader and class labels.
+
+This module reads a spec, dispatches to the loader for its source and pairs the problems
+with the grader for its family, so adding a task needs a YAML file and no code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttcbench.types import Grade, Problem, TaskError
+
+Grader = Callable[[str, Problem], Grade]
+
+
+def tasks_dir() -> Path:
+    """`tasks/` at the repository root, or $TTCBENCH_TASKS_DIR."""
+    return Path(os.environ.get("TTCBENCH_TASKS_DIR", Path(__file__).resolve().parents[2] / "tasks"))
+
+
+def available_tasks() -> list[str]:
+    return sorted(p.stem for p in tasks_dir().glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: its problems and the grader the runner and `ttcbench-grade` share."""
+
+    name: str
+    family: str
+    problems: list[Problem]
+    grader: Grader
+    spec: dict[str, Any]
+
+
+def read_spec(name: str) -> dict[str, Any]:
+    path = tasks_dir() / f"{name}.yaml"
+    if not path.exists():
+        raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(available_tasks())}")
+    spec = yaml.safe_load(path.read_text())
+    for key in ("name", "family", "source", "grader", "prompt"):
+        if key not in spec:
+            raise TaskError(f"{path}: the task spec lacks the key {key!r}")
+    return spec
+
+
+def grader_for(name: str) -> Grader:
+    """The grader named in a task spec (imported lazily: math-verify is slow to import)."""
+    if name == "math":
+        from ttcbench.tasks.math import grade_math
+
+        return grade_math
+    raise TaskError(f"unknown grader {name!r}; valid graders: math")
+
+
+def load_task(
+    name: str, limit: int | None = None, seed: int = 0, data_files: str | None = None
+) -> Task:
+    """Load a task's problems (at most `limit`, deterministic given `seed`)."""
+    spec = read_spec(name)
+    if limit is not None and limit < 1:
+        raise TaskError(f"task.limit must be a positive number of problems, got {limit}")
+    if data_files is not None:
+        problems = problems_from_file(spec, data_files, limit)
+    elif spec["source"] == "reasoning_gym":
+        from ttcbench.tasks.reasoning_gym import load_reasoning_gym
+
+        problems = load_reasoning_gym(spec, limit=limit, seed=seed)
+    else:
+        raise TaskError(f"task {name!r}: unknown source {spec['source']!r}; valid: reasoning_gym")
+    if not problems:
+        raise TaskError(f"task {name!r} produced no problems (limit={limit})")
+    return Task(name, spec["family"], problems, grader_for(spec["grader"]), spec)
+
+
+def read_rows(data_files: str) -> list[dict[str, Any]]:
+    """Rows of a local JSON Lines / JSON / CSV / Parquet file, through HF `datasets`."""
+    import datasets
+
+    path = Path(data_files)
+    if not path.is_file():
+        raise TaskError(f"cannot read task.data_files={data_files!r}: no such file")
+    kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(
+        path.suffix
+    )
+    if kind is None:
+        raise TaskError(
+            f"cannot read task.data_files={data_files!r}: use .jsonl, .json, .csv or .parquet"
+        )
+    try:
+        return list(datasets.load_dataset(kind, data_files=str(path), split="train"))
+    except Exception as err:
+        raise TaskError(f"cannot read task.data_files={data_files!r}: {err}") from err
+
+
+def problems_from_file(spec: dict[str, Any], data_files: str, limit: int | None) -> list[Problem]:
+    """Problems from a local file in the task's own schema (`question`, `answer`)."""
+    problems = []
+    for index, row in enumerate(read_rows(data_files)[:limit]):
+        if "question" not in row or "answer" not in row:
+            raise TaskError(
+                f"{data_files}: row {index} lacks `question` or `answer` (fields: {sorted(row)})"
+            )
+        labels = {k: str(v) for k, v in (row.get("classes") or {}).items()}
+        problems.append(
+            Problem(
+                task=spec["name"],
+                id=str(row.get("id", f"{index:05d}")),
+                prompt=spec["prompt"].format(question=row["question"]),
+                answer=str(row["answer"]),
+                classes={"family": spec["family"], **labels},
+            )
+        )
+    return problems
