@@ -151,3 +151,29 @@ def test_sweep_costs_exactly_its_largest_budget(results: Path) -> None:
     tokens = ["prompt_tokens", "completion_tokens"]
     assert sweep[tokens].sum().sum() == alone_calls[tokens].sum().sum()
     assert list(sweep["output"]) == list(alone_calls["output"])  # seeded: the same samples
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    env = {**os.environ, "TTCBENCH_CACHE": str(tmp_path / "cache.sqlite")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ttcbench.cli", f"results_dir={results}", *SMALL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # A shell's background jobs ignore SIGINT; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    store_path = results / "arithmetic/smollm2/majority_vote-pow2_8/store.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and _rows(store_path) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Re-run the same command to resume" in err and "Traceback" not in err
+    rows = _rows(store_path)
+    assert 3 <= rows < 16
+    check = sqlite3.connect(store_path).execute("PRAGMA integrity_check").fetchone()[0]
+    assert check == "ok"
