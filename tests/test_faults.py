@@ -6,6 +6,7 @@ litellm, sampler, store), so what is counted here is what a real provider would 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -94,3 +95,32 @@ def test_timeouts_are_transient(results: Path, fake_openai) -> None:
     assert len(fake_openai.requests) == 2
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     assert calls["error"].isna().all()
+
+
+def test_problems_sharing_a_prompt_keep_their_own_rows(
+    results: Path, fake_openai, tmp_path: Path
+) -> None:
+    data = tmp_path / "problems.jsonl"
+    rows = [
+        ("a", "Calculate 2 + 3.", "5"),
+        ("b", "Calculate 2 + 3.", "5"),
+        ("c", "Calculate 9 - 1.", "8"),
+    ]
+    data.write_text(
+        "".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a in rows)
+    )
+    run_dir = ttcbench.run(
+        overrides(
+            results,
+            fake_openai.api_base,
+            "strategy=single",
+            "task.limit=3",
+            f"task.data_files={data}",
+        )
+    )
+    calls = SampleStore(run_dir / "store.sqlite").calls_frame()
+    assert sorted(calls["problem_id"]) == ["a", "b", "c"]
+    assert len(fake_openai.requests) == 2  # the shared prompt is sampled once (cache)
+    assert calls.set_index("problem_id").loc["b", "cached"] == 1
+    attempts = SampleStore(run_dir / "store.sqlite").attempts_frame()
+    assert list(attempts["score"]) == [1.0, 1.0, 1.0]

@@ -70,6 +70,9 @@ class Sampler:
         self.cache = cache
         self._slots = asyncio.Semaphore(concurrency)
         self._on_call = on_call or (lambda call: None)
+        # Requests in flight by call key: a second asker of the same sample (another problem
+        # with the same prompt) waits for the first instead of paying for it again.
+        self._in_flight: dict[str, asyncio.Future[Completion]] = {}
 
     async def sample(
         self,
@@ -90,13 +93,17 @@ class Sampler:
         sampling = sampling or self.sampling
         indices = list(range(start, start + n))
         keys = {i: call_key(self.client.spec.model, messages, sampling, i) for i in indices}
-        done = self.store.get_calls(keys.values())
+        done = self.store.get_calls(problem.id, keys.values())
         calls = {i: done[keys[i]] for i in indices if keys[i] in done}
         for i in indices:
             if i not in calls and (hit := self._from_cache(keys[i])) is not None:
                 calls[i] = self._record(problem, messages, sampling, role, i, keys[i], hit, grade)
         missing = [i for i in indices if i not in calls]
-        requests = [_chunk for run in _contiguous(missing) for _chunk in self._chunks(run)]
+        shared = {i: self._in_flight[keys[i]] for i in missing if keys[i] in self._in_flight}
+        own = [i for i in missing if i not in shared]
+        loop = asyncio.get_running_loop()
+        self._in_flight.update({keys[i]: loop.create_future() for i in own})
+        requests = [_chunk for run in _contiguous(own) for _chunk in self._chunks(run)]
         results = await asyncio.gather(
             *(
                 self._request(problem, messages, sampling, role, chunk, keys, grade)
@@ -105,6 +112,11 @@ class Sampler:
         )
         for chunk_calls in results:
             calls.update(chunk_calls)
+        for i, future in shared.items():
+            completion = await future
+            calls[i] = self._record(
+                problem, messages, sampling, role, i, keys[i], completion, grade
+            )
         return [calls[i] for i in indices]
 
     def _chunks(self, run: list[int]) -> list[list[int]]:
@@ -122,9 +134,16 @@ class Sampler:
         grade: bool,
     ) -> dict[int, Call]:
         request_sampling = _seeded(sampling, chunk[0])
-        async with self._slots:
-            started = time.time()
-            completions = await self.client.complete(messages, request_sampling, n=len(chunk))
+        try:
+            async with self._slots:
+                started = time.time()
+                completions = await self.client.complete(messages, request_sampling, n=len(chunk))
+        except BaseException:  # cancelled (Ctrl-C): whoever waits on these must stop too
+            for i in chunk:
+                self._in_flight.pop(keys[i]).cancel()
+            raise
+        for i, completion in zip(chunk, completions, strict=True):
+            self._in_flight.pop(keys[i]).set_result(completion)
         out = {}
         for offset, (i, completion) in enumerate(zip(chunk, completions, strict=True)):
             seed = (

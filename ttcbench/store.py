@@ -48,31 +48,36 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 class SampleStore:
     """Every model call of one run (one row each, keyed by its cache key) and its attempts.
 
-    A call key appears at most once: re-running after a crash replaces a failed call's row
-    instead of adding a second one, so rows are never duplicated.
+    A (problem, call key) pair appears at most once: re-running after a crash replaces a
+    failed call's row instead of adding a second one, so rows are never duplicated. The
+    problem is part of the row's identity because two problems may share a prompt (and so
+    a call key): each keeps its own row, while the shared cache pays for the sample once.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = _connect(path)
         self._lock = threading.Lock()
-        call_cols = ", ".join(c for c in _columns(Call) if c != "key")
+        call_cols = ", ".join(_columns(Call))
         attempt_cols = ", ".join(_columns(Attempt))
-        self._conn.execute(f"CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, {call_cols})")
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS calls ({call_cols}, PRIMARY KEY (problem_id, key))"
+        )
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS attempts ({attempt_cols}, "
             "PRIMARY KEY (problem_id, strategy, budget))"
         )
 
-    def get_calls(self, keys: Iterable[str]) -> dict[str, Call]:
-        """The stored successful calls among `keys` (failed calls are retried, so excluded)."""
+    def get_calls(self, problem_id: str, keys: Iterable[str]) -> dict[str, Call]:
+        """A problem's stored successful calls among `keys` (failed ones are retried)."""
         keys = list(keys)
         found: dict[str, Call] = {}
         for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             cursor = self._conn.execute(
-                f"SELECT * FROM calls WHERE error IS NULL AND key IN ({marks})", chunk
+                f"SELECT * FROM calls WHERE error IS NULL AND problem_id = ? AND key IN ({marks})",
+                [problem_id, *chunk],
             )
             names = [d[0] for d in cursor.description]
             for values in cursor.fetchall():

@@ -19,7 +19,8 @@ def load_reasoning_gym(spec: dict[str, Any], limit: int | None, seed: int) -> li
     generators = spec.get("generators") or []
     if not generators:
         raise TaskError(f"task {spec['name']!r}: a reasoning_gym task needs `generators`")
-    per_generator = -(-limit // len(generators)) if limit else spec.get("size", 100)
+    # Draw extra so that dropping repeated questions still leaves `limit` problems.
+    per_generator = 2 * -(-limit // len(generators)) if limit else spec.get("size", 100)
     streams = []
     for index, gen in enumerate(generators):
         try:
@@ -32,8 +33,20 @@ def load_reasoning_gym(spec: dict[str, Any], limit: int | None, seed: int) -> li
         except Exception as err:
             raise TaskError(f"task {spec['name']!r}: generator {gen['dataset']!r}: {err}") from err
         streams.append([_problem(spec, gen, i, item) for i, item in enumerate(dataset)])
-    problems = [p for group in zip_longest(*streams) for p in group if p is not None]
+    problems = _distinct([p for group in zip_longest(*streams) for p in group if p is not None])
     return problems[:limit] if limit else problems
+
+
+def _distinct(problems: list[Problem]) -> list[Problem]:
+    """Drop repeated questions: small generator spaces (1-digit sums) repeat by chance, and a
+    repeat would count one question twice in every accuracy estimate."""
+    seen: set[str] = set()
+    unique = []
+    for problem in problems:
+        if problem.prompt not in seen:
+            seen.add(problem.prompt)
+            unique.append(problem)
+    return unique
 
 
 def _problem(spec: dict[str, Any], gen: dict[str, Any], index: int, item: dict) -> Problem:
