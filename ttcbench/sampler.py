@@ -97,7 +97,7 @@ class Sampler:
         calls = {i: done[keys[i]] for i in indices if keys[i] in done}
         for i in indices:
             if i not in calls and (hit := self._from_cache(keys[i])) is not None:
-                calls[i] = self._record(problem, messages, sampling, role, i, keys[i], hit, grade)
+                calls[i] = self._record(problem, messages, role, i, keys[i], hit, grade)
         missing = [i for i in indices if i not in calls]
         shared = {i: self._in_flight[keys[i]] for i in missing if keys[i] in self._in_flight}
         own = [i for i in missing if i not in shared]
@@ -114,9 +114,7 @@ class Sampler:
             calls.update(chunk_calls)
         for i, future in shared.items():
             completion = await future
-            calls[i] = self._record(
-                problem, messages, sampling, role, i, keys[i], completion, grade
-            )
+            calls[i] = self._record(problem, messages, role, i, keys[i], completion, grade)
         return [calls[i] for i in indices]
 
     def _chunks(self, run: list[int]) -> list[list[int]]:
@@ -145,14 +143,9 @@ class Sampler:
         for i, completion in zip(chunk, completions, strict=True):
             self._in_flight.pop(keys[i]).set_result(completion)
         out = {}
-        for offset, (i, completion) in enumerate(zip(chunk, completions, strict=True)):
-            seed = (
-                None
-                if request_sampling.seed is None
-                else request_sampling.seed + (0 if self.client.supports_n else offset)
-            )
+        for i, completion in zip(chunk, completions, strict=True):
             call = self._record(
-                problem, messages, sampling, role, i, keys[i], completion, grade, seed, started
+                problem, messages, role, i, keys[i], completion, grade, started=started
             )
             if call.error is None and self.cache is not None:
                 self.cache.put(call.key, self.client.spec.model, asdict(completion))
@@ -167,15 +160,14 @@ class Sampler:
         self,
         problem: Problem,
         messages: Messages,
-        sampling: Sampling,
         role: str,
         index: int,
         key: str,
         completion: Completion,
         grade: bool,
-        seed: int | None = None,
         started: float | None = None,
     ) -> Call:
+        """One row for the store: `started` is None for a sample paid for elsewhere (cached)."""
         cached = started is None
         now = time.time()
         call = Call(
@@ -187,7 +179,7 @@ class Sampler:
             strategy=self.info.strategy,
             role=role,
             sample_index=index,
-            seed=seed if not cached else _seeded(sampling, index).seed,
+            seed=completion.seed,
             model=self.client.spec.model,
             messages_hash=messages_hash(messages),
             messages=messages,

@@ -91,6 +91,8 @@ class Completion:
     cost_usd: float = 0.0
     finish_reason: str | None = None
     error: str | None = None
+    seed: int | None = None
+    """The seed of the request that produced it (shared by the samples of one `n` request)."""
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,9 @@ class ModelClient:
             response = await self._request(messages, sampling, n)
         except Exception as err:  # permanent, or transient after the last retry
             latency = time.perf_counter() - started
-            return [Completion(None, latency_s=latency, error=_describe(err)) for _ in range(n)]
-        return self._split(response, n, time.perf_counter() - started)
+            error = _describe(err)
+            return [Completion(None, latency_s=latency, error=error, seed=sampling.seed)] * n
+        return self._split(response, n, time.perf_counter() - started, sampling.seed)
 
     async def _request(self, messages: list[dict[str, str]], sampling: Sampling, n: int) -> Any:
         kwargs: dict[str, Any] = {**sampling.as_kwargs(), **self.spec.extra}
@@ -185,7 +188,7 @@ class ModelClient:
                     **kwargs,
                 )
 
-    def _split(self, response: Any, n: int, latency: float) -> list[Completion]:
+    def _split(self, response: Any, n: int, latency: float, seed: int | None) -> list[Completion]:
         usage = getattr(response, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_total = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -205,10 +208,13 @@ class ModelClient:
                     latency_s=latency,
                     cost_usd=cost / len(choices),
                     finish_reason=choice.finish_reason,
+                    seed=seed,
                 )
             )
         missing = n - len(out)
-        out += [Completion(None, error="provider returned fewer choices than n")] * missing
+        out += [
+            Completion(None, error="provider returned fewer choices than n", seed=seed)
+        ] * missing
         return out
 
     def _cost(self, response: Any) -> float:
