@@ -41,7 +41,7 @@ def register_model_strings(overrides: Sequence[str]) -> None:
             option = option.strip()
             if "/" in option and not (CONF_DIR / "model" / f"{option}.yaml").exists():
                 group, _, name = option.rpartition("/")
-                node = {
+                node: dict[str, Any] = {
                     "name": option,
                     "model": option,
                     "api_base": None,
