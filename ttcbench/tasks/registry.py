@@ -56,7 +56,11 @@ def grader_for(name: str) -> Grader:
         from ttcbench.tasks.math import grade_math
 
         return grade_math
-    raise TaskError(f"unknown grader {name!r}; valid graders: math")
+    if name == "qa":
+        from ttcbench.tasks.qa import grade_qa
+
+        return grade_qa
+    raise TaskError(f"unknown grader {name!r}; valid graders: math, qa")
 
 
 def load_task(
@@ -72,8 +76,14 @@ def load_task(
         from ttcbench.tasks.reasoning_gym import load_reasoning_gym
 
         problems = load_reasoning_gym(spec, limit=limit, seed=seed)
+    elif spec["source"] == "multihop":
+        from ttcbench.tasks.multihop import load_multihop
+
+        problems = load_multihop(spec, limit=limit, seed=seed)
     else:
-        raise TaskError(f"task {name!r}: unknown source {spec['source']!r}; valid: reasoning_gym")
+        raise TaskError(
+            f"task {name!r}: unknown source {spec['source']!r}; valid: reasoning_gym, multihop"
+        )
     if not problems:
         raise TaskError(f"task {name!r} produced no problems (limit={limit})")
     return Task(name, spec["family"], problems, grader_for(spec["grader"]), spec)
