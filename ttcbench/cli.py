@@ -86,12 +86,18 @@ def to_job(cfg: DictConfig) -> JobConfig:
     )
 
 
-def discard_unused_run_dir(run_dir: Path) -> None:
-    """Remove a run folder that holds only Hydra's own files (the job failed before it ran)."""
+def discard_unused_run_dir(run_dir: Path, results_dir: Path) -> None:
+    """Remove a run folder that holds only Hydra's own files (the job failed before it ran),
+    and the parent folders that this leaves empty, up to `results_dir`."""
     if not run_dir.is_dir() or (run_dir / "store.sqlite").exists():
         return
-    if all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if not all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:
+        if parent == results_dir or not parent.is_relative_to(results_dir) or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def quiet_libraries() -> None:
@@ -106,7 +112,7 @@ def execute(cfg: DictConfig) -> JobResult:
     try:
         return run_job(to_job(cfg))
     except TtcbenchError:
-        discard_unused_run_dir(Path(str(cfg.run_dir)))
+        discard_unused_run_dir(Path(str(cfg.run_dir)), Path(str(cfg.results_dir)))
         raise
 
 
