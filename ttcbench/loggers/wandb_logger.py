@@ -25,11 +25,16 @@ import contextlib
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec
 
-import wandb
+# wandb prints notices (hardlinked files, Weave adverts) on the terminal unless silenced by
+# the environment; our summary table is the output a user reads. WANDB_SILENT=false undoes it.
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import wandb  # noqa: E402
 
 _log = logging.getLogger("ttcbench")
 _P = ParamSpec("_P")
