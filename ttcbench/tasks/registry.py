@@ -103,10 +103,23 @@ def read_rows(data_files: str) -> list[dict[str, Any]]:
         raise TaskError(
             f"cannot read task.data_files={data_files!r}: use .jsonl, .json, .csv or .parquet"
         )
+    # Quiet: datasets logs the parse failure and draws progress bars; we report one line.
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         return list(datasets.load_dataset(kind, data_files=str(path), split="train"))
     except Exception as err:
-        raise TaskError(f"cannot read task.data_files={data_files!r}: {err}") from err
+        raise TaskError(f"cannot read task.data_files={data_files!r}: {root_cause(err)}") from err
+    finally:
+        datasets.enable_progress_bars()
+        datasets.logging.set_verbosity(datasets.logging.WARNING)
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost error's message: `datasets` wraps the parse error that names the row."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
 def problems_from_file(spec: dict[str, Any], data_files: str, limit: int | None) -> list[Problem]:
