@@ -170,12 +170,15 @@ def isolation() -> Isolation:
     """Probe once which isolation mechanisms apply and which interpreter the sandbox runs."""
     root = os.geteuid() == 0
     netns, mountns = root and _can_unshare(CLONE_NEWNET), root and _can_unshare(CLONE_NEWNS)
-    prefixes = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix)}
+    # The base interpreter, not a venv's `python`: sandboxed code needs only the standard
+    # library, and a venv may live under /tmp, which the sandbox replaces with its own dir.
+    base_python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    prefixes = {os.path.realpath(sys.base_prefix)}
     closed = {a for p in prefixes if (a := _closed_ancestor(p))} if root else set()
     if not closed:
-        return Isolation(root, netns, mountns, sys.executable)
+        return Isolation(root, netns, mountns, base_python)
     if mountns:
-        return Isolation(root, netns, mountns, sys.executable, tuple(closed), tuple(prefixes))
+        return Isolation(root, netns, mountns, base_python, tuple(closed), tuple(prefixes))
     # No mount namespace to re-expose our interpreter: fall back to a world-readable one.
     python = shutil.which("python3", path=_SYSTEM_PATH)
     if python is None or _closed_ancestor(python):
