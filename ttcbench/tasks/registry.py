@@ -70,23 +70,34 @@ def load_task(
     spec = read_spec(name)
     if limit is not None and limit < 1:
         raise TaskError(f"task.limit must be a positive number of problems, got {limit}")
-    if data_files is not None:
-        problems = problems_from_file(spec, data_files, limit)
-    elif spec["source"] == "reasoning_gym":
-        from ttcbench.tasks.reasoning_gym import load_reasoning_gym
-
-        problems = load_reasoning_gym(spec, limit=limit, seed=seed)
-    elif spec["source"] == "multihop":
-        from ttcbench.tasks.multihop import load_multihop
-
-        problems = load_multihop(spec, limit=limit, seed=seed)
-    else:
-        raise TaskError(
-            f"task {name!r}: unknown source {spec['source']!r}; valid: reasoning_gym, multihop"
-        )
+    problems = load_problems(spec, limit, seed, data_files)
     if not problems:
         raise TaskError(f"task {name!r} produced no problems (limit={limit})")
     return Task(name, spec["family"], problems, grader_for(spec["grader"]), spec)
+
+
+def load_problems(
+    spec: dict[str, Any], limit: int | None, seed: int, data_files: str | None
+) -> list[Problem]:
+    """Dispatch on the spec's `source`; each loader is imported only when used."""
+    source = spec["source"]
+    if source == "hub":  # an HF data set by hub name, or the same schema from a local file
+        from ttcbench.tasks.hub import load_hub
+
+        return load_hub(spec, limit=limit, seed=seed, data_files=data_files)
+    if data_files is not None:
+        return problems_from_file(spec, data_files, limit)
+    if source == "reasoning_gym":
+        from ttcbench.tasks.reasoning_gym import load_reasoning_gym
+
+        return load_reasoning_gym(spec, limit=limit, seed=seed)
+    if source == "multihop":
+        from ttcbench.tasks.multihop import load_multihop
+
+        return load_multihop(spec, limit=limit, seed=seed)
+    raise TaskError(
+        f"task {spec['name']!r}: unknown source {source!r}; valid: hub, reasoning_gym, multihop"
+    )
 
 
 def read_rows(data_files: str) -> list[dict[str, Any]]:
