@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ttcbench.job import JobConfig, JobResult, LoggerConfig, run_job
 from ttcbench.models.client import ModelSpec, RetryPolicy, Sampling
 from ttcbench.strategies import Strategy
+from ttcbench.tasks.registry import TaskRequest
 from ttcbench.types import ConfigError, TtcbenchError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -65,13 +66,10 @@ def to_job(cfg: DictConfig) -> JobConfig:
     sampling = dict(plain["sampling"])
     sampling["stop"] = tuple(sampling["stop"]) if sampling.get("stop") else None
     logger = dict(plain["logger"])
-    task = plain["task"]
     return JobConfig(
         run_dir=Path(plain["run_dir"]),
-        task=task["name"],
-        task_limit=task.get("limit"),
-        task_seed=task.get("seed", 0),
-        data_files=task.get("data_files"),
+        task=plain["task"]["name"],
+        tasks=task_requests(plain["task"]),
         strategy=strategy,
         model=ModelSpec(**plain["model"]),
         sampling=Sampling(**sampling),
@@ -84,6 +82,24 @@ def to_job(cfg: DictConfig) -> JobConfig:
         cache_path=Path(plain["cache"]["path"]) if plain["cache"]["enabled"] else None,
         logger=LoggerConfig(logger.pop("kind"), logger),
     )
+
+
+def task_requests(task: dict[str, Any]) -> list[TaskRequest]:
+    """A task config is one task (`name`, `limit`, `seed`, `data_files`) or a suite whose
+    `tasks` maps task names to their options; the suite's `seed` is every task's default."""
+    if "tasks" not in task:
+        return [TaskRequest(task["name"], task.get("limit"), task.get("seed", 0),
+                            task.get("data_files"))]  # fmt: skip
+    seed = task.get("seed", 0)
+    return [
+        TaskRequest(
+            name,
+            (opts or {}).get("limit"),
+            (opts or {}).get("seed", seed),
+            (opts or {}).get("data_files"),
+        )  # fmt: skip
+        for name, opts in task["tasks"].items()
+    ]
 
 
 def discard_unused_run_dir(run_dir: Path, results_dir: Path) -> None:

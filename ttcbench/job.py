@@ -27,7 +27,7 @@ from ttcbench.runner import Progress, run_problems
 from ttcbench.sampler import RunInfo, Sampler
 from ttcbench.store import CallCache, SampleStore
 from ttcbench.strategies import Strategy
-from ttcbench.tasks.registry import Task, load_task
+from ttcbench.tasks.registry import Task, TaskRequest, load_suite
 from ttcbench.types import ConfigError
 
 log = logging.getLogger("ttcbench")
@@ -47,15 +47,14 @@ class JobConfig:
 
     run_dir: Path
     task: str
+    """The task or suite name (labels, run folder)."""
+    tasks: list[TaskRequest]
     strategy: Strategy
     model: ModelSpec
     sampling: Sampling
     budgets: list[int]
     config: dict[str, Any]
     """The full resolved config: saved in the run folder and sent to W&B."""
-    task_limit: int | None = None
-    task_seed: int = 0
-    data_files: str | None = None
     concurrency: int = 4
     max_parallel_problems: int = 8
     retry: RetryPolicy = RetryPolicy()
@@ -114,7 +113,7 @@ def prepare(job: JobConfig) -> tuple[Task, ModelClient, list[int]]:
     """All checks that need no run folder: budgets, model and key, task data."""
     budgets = validate_budgets(job.budgets)
     client = ModelClient(job.model, job.retry)
-    task = load_task(job.task, job.task_limit, job.task_seed, job.data_files)
+    task = load_suite(job.task, job.tasks)
     check_run_folder(job.run_dir, job.config)
     return task, client, budgets
 
@@ -135,7 +134,7 @@ def run_job(job: JobConfig) -> JobResult:
         job.sampling,
         store,
         task.grader,
-        RunInfo(run_id, task.name, job.strategy.name),
+        RunInfo(run_id, job.strategy.name),
         cache=cache,
         concurrency=job.concurrency,
         on_call=progress.on_call,
@@ -182,6 +181,10 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         f"# {task.name} · {job.model.name} · {job.strategy.name} · "
         f"{len(task.problems)} problems\n\n"
     )
+    if attempts["task"].nunique() > 1:  # a suite: the same table for each of its tasks
+        per_task = summarize(attempts, by=("task",))
+        per_task.to_csv(run_dir / "summary_by_task.csv", index=False)
+        markdown += "\nPer task:\n\n" + to_markdown(per_task)
     (run_dir / "summary.md").write_text(header + markdown)
     title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
     plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)

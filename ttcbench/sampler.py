@@ -43,7 +43,6 @@ class RunInfo:
     """Who is sampling: copied onto every call row."""
 
     run_id: str
-    task: str
     strategy: str
 
 
@@ -93,7 +92,7 @@ class Sampler:
         sampling = sampling or self.sampling
         indices = list(range(start, start + n))
         keys = {i: call_key(self.client.spec.model, messages, sampling, i) for i in indices}
-        done = self.store.get_calls(problem.id, keys.values())
+        done = self.store.get_calls(problem.task, problem.id, keys.values())
         calls = {i: done[keys[i]] for i in indices if keys[i] in done}
         for i in indices:
             if i not in calls and (hit := self._from_cache(keys[i])) is not None:
@@ -173,7 +172,7 @@ class Sampler:
         call = Call(
             key=key,
             run_id=self.info.run_id,
-            task=self.info.task,
+            task=problem.task,
             problem_id=problem.id,
             classes=problem.classes,
             strategy=self.info.strategy,

@@ -46,9 +46,9 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class SampleStore:
-    """Every model call of one run (one row each, keyed by its cache key) and its attempts.
+    """Every model call of one run (one row per task, problem and call key) and its attempts.
 
-    A (problem, call key) pair appears at most once: re-running after a crash replaces a
+    A (task, problem, call key) triple appears at most once: re-running after a crash replaces a
     failed call's row instead of adding a second one, so rows are never duplicated. The
     problem is part of the row's identity because two problems may share a prompt (and so
     a call key): each keeps its own row, while the shared cache pays for the sample once.
@@ -61,14 +61,14 @@ class SampleStore:
         call_cols = ", ".join(_columns(Call))
         attempt_cols = ", ".join(_columns(Attempt))
         self._conn.execute(
-            f"CREATE TABLE IF NOT EXISTS calls ({call_cols}, PRIMARY KEY (problem_id, key))"
+            f"CREATE TABLE IF NOT EXISTS calls ({call_cols}, PRIMARY KEY (task, problem_id, key))"
         )
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS attempts ({attempt_cols}, "
-            "PRIMARY KEY (problem_id, strategy, budget))"
+            "PRIMARY KEY (task, problem_id, strategy, budget))"
         )
 
-    def get_calls(self, problem_id: str, keys: Iterable[str]) -> dict[str, Call]:
+    def get_calls(self, task: str, problem_id: str, keys: Iterable[str]) -> dict[str, Call]:
         """A problem's stored successful calls among `keys` (failed ones are retried)."""
         keys = list(keys)
         found: dict[str, Call] = {}
@@ -76,8 +76,9 @@ class SampleStore:
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             cursor = self._conn.execute(
-                f"SELECT * FROM calls WHERE error IS NULL AND problem_id = ? AND key IN ({marks})",
-                [problem_id, *chunk],
+                "SELECT * FROM calls WHERE error IS NULL AND task = ? AND problem_id = ? "
+                f"AND key IN ({marks})",
+                [task, problem_id, *chunk],
             )
             names = [d[0] for d in cursor.description]
             for values in cursor.fetchall():

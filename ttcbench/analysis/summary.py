@@ -29,11 +29,20 @@ SUMMARY_COLUMNS = [
 
 
 def summarize(
-    attempts: pd.DataFrame, *, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
+    attempts: pd.DataFrame,
+    *,
+    by: tuple[str, ...] = (),
+    level: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (strategy, budget); compute columns are means per problem."""
+    """One row per (strategy, budget), or per (*by, strategy, budget); compute columns are
+    means per problem. `by=("task",)` gives a suite's per-task breakdown."""
     rows = []
-    for (strategy, budget), group in attempts.groupby(["strategy", "budget"], sort=True):
+    keys = [*by, "strategy", "budget"]
+    for values, group in attempts.groupby(keys, sort=True):
+        labels = dict(zip(keys, values, strict=True))
+        strategy, budget = labels["strategy"], labels["budget"]
         ok = group[group["error"].isna()]
         scores = ok["score"].to_numpy(dtype=float)
         low, high = (
@@ -43,6 +52,7 @@ def summarize(
         )
         rows.append(
             {
+                **{k: labels[k] for k in by},
                 "strategy": strategy,
                 "budget": int(budget),
                 "problems": len(ok),
@@ -57,19 +67,22 @@ def summarize(
                 "cost_usd": float(ok["cost_usd"].mean()),
             }
         )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])
 
 
 def to_markdown(summary: pd.DataFrame, level: float = 0.95) -> str:
     """A Markdown table a person can paste into a paper draft or an issue."""
+    by = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
     header = (
-        f"| strategy | budget | accuracy [{level:.0%} CI] | tokens/problem | calls/problem "
-        "| model s/problem | USD/problem | problems | errors |"
+        "| " + "".join(f"{c} | " for c in by) + f"strategy | budget | accuracy [{level:.0%} CI] "
+        "| tokens/problem | calls/problem | model s/problem | USD/problem | problems | errors |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * (9 + len(by))]
     for r in summary.itertuples():
+        lead = "".join(f"{getattr(r, c)} | " for c in by)
+        interval = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
         lines.append(
-            f"| {r.strategy} | {r.budget} | {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"| {lead}{r.strategy} | {r.budget} | {r.accuracy:.3f} {interval} "
             f"| {r.tokens:.0f} | {r.calls:.2f} | {r.model_s:.2f} | {r.cost_usd:.5f} "
             f"| {r.problems} | {r.errors} |"
         )

@@ -39,6 +39,34 @@ class Task:
     spec: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class TaskRequest:
+    """One task of a job: which problems to load (a suite is several of these)."""
+
+    name: str
+    limit: int | None = None
+    seed: int = 0
+    data_files: str | None = None
+
+
+def load_suite(name: str, requests: list[TaskRequest]) -> Task:
+    """Several tasks as one: problems concatenated, each graded by its own task's grader."""
+    if not requests:
+        raise TaskError(f"task suite {name!r} lists no tasks")
+    tasks = [load_task(r.name, r.limit, r.seed, r.data_files) for r in requests]
+    if len(tasks) == 1 and tasks[0].name == name:
+        return tasks[0]
+    graders = {task.name: task.grader for task in tasks}
+
+    def grade(output: str, problem: Problem) -> Grade:
+        return graders[problem.task](output, problem)
+
+    families = sorted({task.family for task in tasks})
+    problems = [p for task in tasks for p in task.problems]
+    spec = {"name": name, "tasks": [task.spec for task in tasks]}
+    return Task(name, "+".join(families), problems, grade, spec)
+
+
 def read_spec(name: str) -> dict[str, Any]:
     path = tasks_dir() / f"{name}.yaml"
     if not path.exists():
@@ -60,7 +88,11 @@ def grader_for(name: str) -> Grader:
         from ttcbench.tasks.qa import grade_qa
 
         return grade_qa
-    raise TaskError(f"unknown grader {name!r}; valid graders: math, qa")
+    if name == "code":
+        from ttcbench.tasks.code import grade_code
+
+        return grade_code
+    raise TaskError(f"unknown grader {name!r}; valid graders: math, qa, code")
 
 
 def load_task(
@@ -85,6 +117,10 @@ def load_problems(
         from ttcbench.tasks.hub import load_hub
 
         return load_hub(spec, limit=limit, seed=seed, data_files=data_files)
+    if source == "humaneval":  # packaged HumanEval, or the same schema from a local JSONL
+        from ttcbench.tasks.humaneval import load_humaneval
+
+        return load_humaneval(spec, limit=limit, seed=seed, data_files=data_files)
     if data_files is not None:
         return problems_from_file(spec, data_files, limit)
     if source == "reasoning_gym":
@@ -95,9 +131,8 @@ def load_problems(
         from ttcbench.tasks.multihop import load_multihop
 
         return load_multihop(spec, limit=limit, seed=seed)
-    raise TaskError(
-        f"task {spec['name']!r}: unknown source {source!r}; valid: hub, reasoning_gym, multihop"
-    )
+    valid = "hub, humaneval, reasoning_gym, multihop"
+    raise TaskError(f"task {spec['name']!r}: unknown source {source!r}; valid: {valid}")
 
 
 def read_rows(data_files: str) -> list[dict[str, Any]]:
