@@ -49,8 +49,21 @@ def _distinct(problems: list[Problem]) -> list[Problem]:
     return unique
 
 
+def _item_class(item: dict, rule: str) -> str:
+    """A class label read off one generated item: `metadata.<key>`, or `cot_steps` (lines of
+    a GSM-style worked solution before `####`, a difficulty knob the generator does not set)."""
+    metadata = item.get("metadata", {})
+    if rule == "cot_steps":
+        solution = str(metadata.get("answer_cot", "")).split("####")[0]
+        return str(len([line for line in solution.splitlines() if line.strip()]))
+    if rule.startswith("metadata."):
+        return str(metadata.get(rule.removeprefix("metadata."), ""))
+    raise TaskError(f"unknown item class rule {rule!r}; valid: cot_steps, metadata.<key>")
+
+
 def _problem(spec: dict[str, Any], gen: dict[str, Any], index: int, item: dict) -> Problem:
     classes = {"family": spec["family"], **{k: str(v) for k, v in gen.get("classes", {}).items()}}
+    classes |= {k: _item_class(item, rule) for k, rule in gen.get("item_classes", {}).items()}
     label = "-".join(classes[k] for k in sorted(gen.get("classes", {})))
     return Problem(
         task=spec["name"],
