@@ -138,14 +138,15 @@ def code_key(code: str) -> str:
 def grade_code(output: str, problem: Problem) -> Grade:
     """Score 1.0 when the extracted program passes the problem's hidden tests in the sandbox.
 
-    Tests follow HumanEval's convention: `problem.meta["test"]` defines `check(candidate)` and
-    we append the call on the entry point."""
+    `problem.meta["tests"]`, where present, is a complete test program (MBPP's asserts);
+    otherwise tests follow HumanEval's convention: `problem.meta["test"]` defines
+    `check(candidate)` and we append the call on the entry point."""
     entry_point = problem.meta["entry_point"]
     code = extract_code(output, entry_point)
     if code is None:
         details = {"passed": False, "status": "no_code", "error": "no code found in the output"}
         return Grade(extracted=None, score=0.0, details=details)
-    tests = problem.meta["test"] + f"\ncheck({entry_point})\n"
+    tests = problem.meta.get("tests") or problem.meta["test"] + f"\ncheck({entry_point})\n"
     result = run_tests(completion_program(code, problem), tests, limits=CODE_LIMITS)
     details = {"passed": result.passed, "status": result.status, "error": result.error}
     return Grade(extracted=code_key(code), score=1.0 if result.passed else 0.0, details=details)

@@ -117,6 +117,10 @@ def load_problems(
         from ttcbench.tasks.hub import load_hub
 
         return load_hub(spec, limit=limit, seed=seed, data_files=data_files)
+    if source == "mbpp":
+        from ttcbench.tasks.mbpp import load_mbpp
+
+        return load_mbpp(spec, limit=limit, seed=seed, data_files=data_files)
     if source == "humaneval":  # packaged HumanEval, or the same schema from a local JSONL
         from ttcbench.tasks.humaneval import load_humaneval
 
@@ -131,7 +135,7 @@ def load_problems(
         from ttcbench.tasks.multihop import load_multihop
 
         return load_multihop(spec, limit=limit, seed=seed)
-    valid = "hub, humaneval, reasoning_gym, multihop"
+    valid = "hub, humaneval, mbpp, reasoning_gym, multihop"
     raise TaskError(f"task {spec['name']!r}: unknown source {source!r}; valid: {valid}")
 
 
