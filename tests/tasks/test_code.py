@@ -178,8 +178,8 @@ def test_loader_reads_a_local_file(problems: list[Problem], tmp_path: Path) -> N
     path = tmp_path / "toy.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     loaded = load_humaneval(read_spec("humaneval"), limit=None, seed=0, data_files=str(path))
-    assert [p.id for p in loaded] == [f"Toy/{i}" for i in range(11)]  # numeric order
-    assert loaded[3].meta == problems[3].meta
+    assert [p.id for p in loaded] == [f"Toy/{i}" for i in reversed(range(11))]  # file order
+    assert loaded[-4].meta == problems[3].meta
     path.write_text(json.dumps({"task_id": "Toy/0", "prompt": "x"}) + "\n")
     with pytest.raises(TaskError, match="lacks"):
         load_humaneval(read_spec("humaneval"), limit=None, seed=0, data_files=str(path))

@@ -69,10 +69,13 @@ def _read_rows(data_files: str | None) -> list[dict[str, Any]]:
 def load_humaneval(
     spec: dict[str, Any], limit: int | None, seed: int, data_files: str | None = None
 ) -> list[Problem]:
-    """The first `limit` problems (all when None) in task-id order.  `seed` is unused: the
-    data set is fixed and the subset is a prefix, for comparability (see the module doc)."""
+    """The first `limit` problems (all when None): the packaged set in task-id order, a local
+    file in its own order (so `ttcbench-grade` can pair its rows with problems).  `seed` is
+    unused: the data set is fixed and the subset is a prefix, for comparability."""
     del seed
-    rows = sorted(_read_rows(data_files), key=lambda row: _task_order(str(row["task_id"])))
+    rows = _read_rows(data_files)
+    if data_files is None:
+        rows.sort(key=lambda row: _task_order(str(row["task_id"])))
     return [
         Problem(
             task=spec["name"],

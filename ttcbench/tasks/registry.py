@@ -172,6 +172,13 @@ def root_cause(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
+class _Blank(dict):  # type: ignore[type-arg]
+    """A format mapping where missing placeholders render as empty strings."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def problems_from_file(spec: dict[str, Any], data_files: str, limit: int | None) -> list[Problem]:
     """Problems from a local file in the task's own schema (`question`, `answer`)."""
     problems = []
@@ -185,7 +192,9 @@ def problems_from_file(spec: dict[str, Any], data_files: str, limit: int | None)
             Problem(
                 task=spec["name"],
                 id=str(row.get("id", f"{index:05d}")),
-                prompt=spec["prompt"].format(question=row["question"]),
+                # Fields the file lacks (e.g. multihop's `context`) render empty: grading a
+                # file of generations made elsewhere needs only the question and answer.
+                prompt=spec["prompt"].format_map(_Blank(row)),
                 answer=str(row["answer"]),
                 classes={"family": spec["family"], **labels},
             )
