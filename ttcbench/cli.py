@@ -49,6 +49,7 @@ def register_model_strings(overrides: Sequence[str]) -> None:
                     "api_key_env": None,
                     "params_b": None,
                     "max_n": 16,
+                    "logprobs": False,
                     "timeout_s": 600,
                     "extra": {},
                 }

@@ -187,6 +187,7 @@ class Sampler:
             completion_tokens=completion.completion_tokens,
             latency_s=completion.latency_s,
             cost_usd=completion.cost_usd,
+            mean_logprob=completion.mean_logprob,
             error=completion.error,
             cached=cached,
             started_at=now - completion.latency_s if started is None else started,

@@ -67,6 +67,16 @@ class SampleStore:
             f"CREATE TABLE IF NOT EXISTS attempts ({attempt_cols}, "
             "PRIMARY KEY (task, problem_id, strategy, budget))"
         )
+        self._add_new_columns("calls", _columns(Call))
+        self._add_new_columns("attempts", _columns(Attempt))
+
+    def _add_new_columns(self, table: str, wanted: list[str]) -> None:
+        """Stores written by an older ttcbench gain the fields added since (as NULL), so
+        resuming an old run folder keeps working."""
+        present = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+        for column in wanted:
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def get_calls(self, task: str, problem_id: str, keys: Iterable[str]) -> dict[str, Call]:
         """A problem's stored successful calls among `keys` (failed ones are retried)."""

@@ -78,6 +78,8 @@ class Call:
     completion_tokens: int = 0
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    mean_logprob: float | None = None
+    """Mean token log-probability of the output, where the provider returns logprobs."""
     error: str | None = None
     """Set for a permanent failure; such a call has no output and is never scored."""
     cached: bool = False

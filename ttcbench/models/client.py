@@ -72,6 +72,8 @@ class ModelSpec:
     """Parameter count in billions, for FLOPs estimates (2 x params x tokens)."""
     max_n: int = 8
     """Largest `n` per request; smaller means less work lost if a request is interrupted."""
+    logprobs: bool = False
+    """Ask for token logprobs (self-certainty verifiers); only where the provider has them."""
     timeout_s: float = 600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -93,6 +95,8 @@ class Completion:
     error: str | None = None
     seed: int | None = None
     """The seed of the request that produced it (shared by the samples of one `n` request)."""
+    mean_logprob: float | None = None
+    """Mean token log-probability of the text, when the provider returned logprobs."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,8 @@ class ModelClient:
         kwargs: dict[str, Any] = {**sampling.as_kwargs(), **self.spec.extra}
         if n > 1:
             kwargs["n"] = n
+        if self.spec.logprobs:  # not part of the cache key: it does not change the sample
+            kwargs["logprobs"] = True
         if self.spec.api_base:
             kwargs["api_base"] = self.spec.api_base
         if self.spec.api_key_env:
@@ -209,6 +215,7 @@ class ModelClient:
                     cost_usd=cost / len(choices),
                     finish_reason=choice.finish_reason,
                     seed=seed,
+                    mean_logprob=_mean_logprob(choice),
                 )
             )
         missing = n - len(out)
@@ -232,6 +239,20 @@ def _with_seed(sampling: Sampling, seed: int | None) -> Sampling:
     from dataclasses import replace
 
     return replace(sampling, seed=seed)
+
+
+def _mean_logprob(choice: Any) -> float | None:
+    """Mean of the per-token logprobs of an OpenAI-style choice, None when absent."""
+    logprobs = getattr(choice, "logprobs", None)
+    content = (
+        logprobs.get("content")
+        if isinstance(logprobs, dict)
+        else getattr(logprobs, "content", None)
+    )
+    if not content:
+        return None
+    values = [t["logprob"] if isinstance(t, dict) else t.logprob for t in content]
+    return float(sum(values) / len(values))
 
 
 def _split_total(total: int, weights: list[int]) -> list[int]:
