@@ -59,7 +59,9 @@ def register_model_strings(overrides: Sequence[str]) -> None:
 def to_job(cfg: DictConfig) -> JobConfig:
     """Plain-Python job config from the composed Hydra config (validated downstream)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    strategy = instantiate({k: v for k, v in plain["strategy"].items() if k != "name"})
+    strategy = instantiate(
+        {k: v for k, v in plain["strategy"].items() if k not in ("name", "label")}
+    )
     if not isinstance(strategy, Strategy) or strategy.name != plain["strategy"]["name"]:
         raise ConfigError(
             f"strategy config {plain['strategy']['name']!r} must build a Strategy of the same name"

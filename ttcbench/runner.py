@@ -46,7 +46,7 @@ class Progress:
 
 
 def to_attempts(
-    run_id: str, problem: Problem, strategy: str, outcomes: Sequence[Outcome]
+    run_id: str, problem: Problem, strategy: Strategy, outcomes: Sequence[Outcome]
 ) -> list[Attempt]:
     return [
         Attempt(
@@ -54,7 +54,8 @@ def to_attempts(
             task=problem.task,
             problem_id=problem.id,
             classes=problem.classes,
-            strategy=strategy,
+            strategy=strategy.name,
+            verifier=strategy.verifier_name,
             budget=o.budget,
             answer=o.answer,
             score=o.score,
@@ -82,7 +83,7 @@ async def run_problems(
     async def one(problem: Problem) -> list[Attempt]:
         async with gate:
             outcomes = await strategy.solve(problem, budgets, sampler)
-        attempts = to_attempts(run_id, problem, strategy.name, outcomes)
+        attempts = to_attempts(run_id, problem, strategy, outcomes)
         on_attempts(attempts)
         return attempts
 

@@ -121,6 +121,8 @@ class Attempt:
     cost_usd: float = 0.0
     estimator: str = "direct"
     """How `score` was obtained: direct, exact (k-subset expectation) or montecarlo."""
+    verifier: str | None = None
+    """The verifier that picked the answer, if any (`oracle` is not deployable)."""
     error: str | None = None
 
     @property

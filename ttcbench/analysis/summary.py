@@ -40,6 +40,7 @@ def summarize(
     means per problem. `by=("task",)` gives a suite's per-task breakdown."""
     rows = []
     keys = [*by, "strategy", "budget"]
+    attempts = attempts.assign(strategy=strategy_labels(attempts))
     for values, group in attempts.groupby(keys, sort=True):
         labels = dict(zip(keys, values, strict=True))
         strategy, budget = labels["strategy"], labels["budget"]
@@ -68,6 +69,15 @@ def summarize(
             }
         )
     return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])
+
+
+def strategy_labels(attempts: pd.DataFrame) -> pd.Series:
+    """`best_of_n[oracle]` for strategies that pick with a verifier, so an oracle (not
+    deployable) result is never mistaken for a deployable one; plain names otherwise."""
+    if "verifier" not in attempts:
+        return attempts["strategy"]
+    with_verifier = attempts["strategy"] + "[" + attempts["verifier"].astype("string") + "]"
+    return with_verifier.where(attempts["verifier"].notna(), attempts["strategy"])
 
 
 def to_markdown(summary: pd.DataFrame, level: float = 0.95) -> str:

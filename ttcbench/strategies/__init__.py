@@ -73,6 +73,12 @@ class Strategy(ABC):
 
     name: str = ""
 
+    @property
+    def verifier_name(self) -> str | None:
+        """The verifier's name for strategies that have one (recorded on every attempt)."""
+        verifier = getattr(self, "verifier", None)
+        return getattr(verifier, "name", None)
+
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         return [{"role": "user", "content": problem.prompt}]
 
