@@ -25,7 +25,7 @@ from ttcbench.job import JobConfig, validate_budgets
 
 CONF_DIR = ttcbench.cli.CONF_DIR
 STRATEGIES_DIR = Path(ttcbench.cli.__file__).resolve().parent / "strategies"
-GROUPS = ("task", "strategy", "model", "budget", "logger")
+GROUPS = ("task", "strategy", "verifier", "model", "budget", "logger")
 
 
 def options(group: str) -> list[str]:
@@ -181,3 +181,24 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path: Path) -> None:
     assert printed["budget"]["values"] == [1, 2, 4, 8]
     assert "hydra" not in printed
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", options("verifier"))
+def test_verifier_name_is_its_config_file_name(option: str) -> None:
+    from omegaconf import OmegaConf
+
+    from ttcbench.verifiers import Verifier
+
+    node = OmegaConf.to_container(compose_config(f"verifier={option}").verifier, resolve=True)
+    verifier = ttcbench.cli.build(node)
+    assert isinstance(verifier, Verifier) and verifier.name == option
+    assert type(verifier).__module__ == f"ttcbench.verifiers.{option}"
+
+
+def test_every_verifier_module_has_a_config_and_vice_versa() -> None:
+    modules = {
+        p.stem
+        for p in (CONF_DIR.parent / "ttcbench/verifiers").glob("*.py")
+        if p.stem != "__init__"
+    }
+    assert modules == set(options("verifier"))

@@ -59,13 +59,9 @@ def register_model_strings(overrides: Sequence[str]) -> None:
 def to_job(cfg: DictConfig) -> JobConfig:
     """Plain-Python job config from the composed Hydra config (validated downstream)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    strategy = instantiate(
-        {k: v for k, v in plain["strategy"].items() if k not in ("name", "label")}
-    )
-    if not isinstance(strategy, Strategy) or strategy.name != plain["strategy"]["name"]:
-        raise ConfigError(
-            f"strategy config {plain['strategy']['name']!r} must build a Strategy of the same name"
-        )
+    strategy = build(plain["strategy"])
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(f"strategy config {plain['strategy']['name']!r} must build a Strategy")
     sampling = dict(plain["sampling"])
     sampling["stop"] = tuple(sampling["stop"]) if sampling.get("stop") else None
     logger = dict(plain["logger"])
@@ -85,6 +81,26 @@ def to_job(cfg: DictConfig) -> JobConfig:
         cache_path=Path(plain["cache"]["path"]) if plain["cache"]["enabled"] else None,
         logger=LoggerConfig(logger.pop("kind"), logger),
     )
+
+
+CONFIG_ONLY_KEYS = ("name", "label")
+
+
+def build(node: dict[str, Any]) -> Any:
+    """Instantiate a `_target_` config (and the `_target_` configs inside it, e.g. a strategy's
+    verifier) without its config-only keys, then check each object's `name` matches."""
+    args = {
+        key: build(value) if isinstance(value, dict) and "_target_" in value else value
+        for key, value in node.items()
+        if key not in CONFIG_ONLY_KEYS
+    }
+    built = instantiate(args)
+    if "name" in node and getattr(built, "name", node["name"]) != node["name"]:
+        raise ConfigError(
+            f"config {node['name']!r} builds {type(built).__name__} named "
+            f"{getattr(built, 'name', None)!r}: the YAML's name must equal the class's name"
+        )
+    return built
 
 
 def task_requests(task: dict[str, Any]) -> list[TaskRequest]:

@@ -149,6 +149,7 @@ def run_job(job: JobConfig) -> JobResult:
                 run_id=run_id,
                 on_attempts=store.put_attempts,
                 max_parallel_problems=job.max_parallel_problems,
+                params_b=job.model.params_b,
             )
         )
     except KeyboardInterrupt:

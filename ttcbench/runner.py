@@ -46,8 +46,13 @@ class Progress:
 
 
 def to_attempts(
-    run_id: str, problem: Problem, strategy: Strategy, outcomes: Sequence[Outcome]
+    run_id: str,
+    problem: Problem,
+    strategy: Strategy,
+    outcomes: Sequence[Outcome],
+    params_b: float | None = None,
 ) -> list[Attempt]:
+    """Attempt rows; FLOPs are the usual 2 x parameters x tokens estimate (forward passes)."""
     return [
         Attempt(
             run_id=run_id,
@@ -61,6 +66,7 @@ def to_attempts(
             score=o.score,
             estimator=o.estimator,
             error=o.error,
+            flops=None if params_b is None else 2e9 * params_b * o.compute.total_tokens,
             **o.compute.as_dict(),
         )
         for o in outcomes
@@ -76,6 +82,7 @@ async def run_problems(
     run_id: str,
     on_attempts: Callable[[list[Attempt]], None],
     max_parallel_problems: int = 8,
+    params_b: float | None = None,
 ) -> list[Attempt]:
     """Solve every problem at every budget; attempts are handed to `on_attempts` per problem."""
     gate = asyncio.Semaphore(max_parallel_problems)
@@ -83,7 +90,7 @@ async def run_problems(
     async def one(problem: Problem) -> list[Attempt]:
         async with gate:
             outcomes = await strategy.solve(problem, budgets, sampler)
-        attempts = to_attempts(run_id, problem, strategy, outcomes)
+        attempts = to_attempts(run_id, problem, strategy, outcomes, params_b)
         on_attempts(attempts)
         return attempts
 

@@ -119,6 +119,8 @@ class Attempt:
     """Tokens on the critical path (a parallel pool counts its longest sample)."""
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    flops: float | None = None
+    """Estimated FLOPs, 2 x parameters x tokens (None when the model's size is unknown)."""
     estimator: str = "direct"
     """How `score` was obtained: direct, exact (k-subset expectation) or montecarlo."""
     verifier: str | None = None

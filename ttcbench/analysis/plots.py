@@ -19,6 +19,7 @@ COMPUTE_AXES = {
     "calls": "model calls per problem",
     "budget": "budget",
     "cost_usd": "USD per problem",
+    "flops": "FLOPs per problem (2 x params x tokens)",
 }
 
 

@@ -66,6 +66,9 @@ def summarize(
                 "sequential_tokens": float(ok["sequential_tokens"].mean()),
                 "model_s": float(ok["latency_s"].mean()),
                 "cost_usd": float(ok["cost_usd"].mean()),
+                "flops": float(pd.to_numeric(ok["flops"], errors="coerce").mean())
+                if "flops" in ok
+                else np.nan,
             }
         )
     return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])

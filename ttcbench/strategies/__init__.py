@@ -51,6 +51,10 @@ class Compute:
             cost_usd=self.cost_usd * factor,
         )
 
+    @property
+    def total_tokens(self) -> float:
+        return self.prompt_tokens + self.completion_tokens
+
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
