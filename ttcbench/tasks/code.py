@@ -135,6 +135,23 @@ def code_key(code: str) -> str:
     return hashlib.sha1(normal.encode("utf-8", "replace")).hexdigest()[:12]
 
 
+def doctest_asserts(prompt: str) -> str:
+    """HumanEval's public tests: the `>>>` examples of the prompt's docstring as asserts.
+    They are what the model is shown, so feedback from them never leaks the hidden tests."""
+    import doctest
+
+    lines = []
+    for example in doctest.DocTestParser().get_examples(prompt):
+        # The parser reads a docstring's closing quotes as part of the last expected output.
+        want = "\n".join(
+            line for line in example.want.splitlines() if line.strip() not in ('"""', "'''")
+        ).strip()
+        if want:
+            # Own lines, so a trailing `# comment` in the example cannot swallow the `)`.
+            lines.append(f"assert (\n{example.source.strip()}\n) == (\n{want}\n)")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def grade_code(output: str, problem: Problem) -> Grade:
     """Score 1.0 when the extracted program passes the problem's hidden tests in the sandbox.
 

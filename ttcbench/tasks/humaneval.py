@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ttcbench.tasks.code import doctest_asserts
 from ttcbench.types import Problem, TaskError
 
 __all__ = ["load_humaneval", "problem_classes"]
@@ -83,7 +84,12 @@ def load_humaneval(
             prompt=spec["prompt"].format(prompt=row["prompt"]),
             answer=row["canonical_solution"],
             classes=problem_classes(row, spec["family"]),
-            meta={"prompt": row["prompt"], "test": row["test"], "entry_point": row["entry_point"]},
+            meta={
+                "prompt": row["prompt"],
+                "test": row["test"],
+                "entry_point": row["entry_point"],
+                "public_tests": doctest_asserts(row["prompt"]),
+            },
         )
         for row in rows[:limit]
     ]

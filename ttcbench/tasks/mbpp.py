@@ -63,6 +63,7 @@ def problem_from_row(spec: dict[str, Any], row: dict[str, Any]) -> Problem:
             "prompt": "",
             "entry_point": entry_point,
             "tests": f"{imports}\n" + "\n".join(asserts) + "\n",
+            "public_tests": f"{imports}\n{asserts[0]}\n",  # the assert shown in the prompt
         },
     )
 
