@@ -89,7 +89,8 @@ class Tournament(Strategy):
         self, problem: Problem, entrants: Sequence[Call], shown: dict[str, str], sampler: Sampler
     ) -> tuple[Call, list[list[Call]]]:
         """The winner and, per round, the judge calls made in it."""
-        alive, rounds = list(entrants), []
+        alive: list[Call] = list(entrants)
+        rounds: list[list[Call]] = []
         while len(alive) > 1:
             groups = [alive[i : i + self.group_size] for i in range(0, len(alive), self.group_size)]
             # Each match is its own draw even when two matches show the same texts: its
