@@ -68,6 +68,8 @@ def test_default_job_end_to_end(results: Path) -> None:
     ).all()
     at_full = attempts[attempts["budget"] == 8]["score"].mean()
     assert summary.loc[3, "accuracy"] == pytest.approx(at_full)
+    # FLOPs per problem: 2 x 0.135e9 parameters x tokens per problem (model.params_b).
+    assert summary["flops"].to_numpy() == pytest.approx(2 * 0.135e9 * summary["tokens"])
 
     png = (run_dir / "accuracy_vs_compute.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000

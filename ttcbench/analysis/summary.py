@@ -25,6 +25,7 @@ SUMMARY_COLUMNS = [
     "sequential_tokens",
     "model_s",
     "cost_usd",
+    "flops",
 ]
 
 
