@@ -51,6 +51,7 @@ def test_default_job_end_to_end(results: Path) -> None:
     assert len(calls) == 2 * 8 and calls["key"].is_unique
     assert calls["error"].isna().all() and (calls["completion_tokens"] > 0).all()
     assert (calls["latency_s"] > 0).all() and (calls["cost_usd"] == 0).all()
+    assert set(calls["finish_reason"]) <= {"stop", "length"}  # length: cut at max_tokens
     assert set(calls["role"]) == {"generate"} and calls["score"].isin([0.0, 1.0]).all()
     assert {c["difficulty"] for c in calls["classes"]} == {"easy", "hard"}
     assert sorted(calls["sample_index"].unique()) == list(range(8))

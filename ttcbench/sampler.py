@@ -205,6 +205,7 @@ class Sampler:
             latency_s=completion.latency_s,
             cost_usd=completion.cost_usd,
             mean_logprob=completion.mean_logprob,
+            finish_reason=completion.finish_reason,
             error=completion.error,
             cached=cached,
             started_at=now - completion.latency_s if started is None else started,

@@ -80,6 +80,9 @@ class Call:
     cost_usd: float = 0.0
     mean_logprob: float | None = None
     """Mean token log-probability of the output, where the provider returns logprobs."""
+    finish_reason: str | None = None
+    """The provider's reason the output ended: `stop`, or `length` when max_tokens cut it
+    off (a truncated answer usually scores 0: count them before blaming the model)."""
     error: str | None = None
     """Set for a permanent failure; such a call has no output and is never scored."""
     cached: bool = False
