@@ -3,6 +3,8 @@ tokens per problem and accuracy (the table the strategies issue asks for).
 
     python benchmarks/strategy_table.py [--per-task 2] [--results results/strategy_table]
 
+`--per-task 0` runs the whole offline suite (49 problems, conf/task/offline.yaml).
+
 Runs share one cache, so pool-based strategies reuse majority_vote's samples (the printed
 `new requests` column shows what each run really paid for). Prints a Markdown table.
 """
@@ -49,7 +51,7 @@ STRATEGIES: list[tuple[str, str, list[int], list[str]]] = [
 
 
 def run_one(results: Path, per_task: int, budgets: list[int], extra: list[str]) -> pd.DataFrame:
-    tasks = [f"task.tasks.{name}.limit={per_task}" for name in OFFLINE]
+    tasks = [f"task.tasks.{name}.limit={per_task}" for name in OFFLINE] if per_task else []
     values = ",".join(map(str, budgets))
     run_dir = ttcbench.run(
         [f"results_dir={results}", "task=offline", *tasks, f"budget.values=[{values}]",
@@ -60,7 +62,9 @@ def run_one(results: Path, per_task: int, budgets: list[int], extra: list[str]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-task", type=int, default=2)
+    parser.add_argument(
+        "--per-task", type=int, default=2, help="problems per task; 0: the suite's own sizes"
+    )
     parser.add_argument("--results", type=Path, default=Path("results/strategy_table"))
     parser.add_argument("--only", nargs="*", help="labels to run (default: all)")
     args = parser.parse_args()
