@@ -91,9 +91,11 @@ class FakeOpenAI(ScriptedServer):
         self,
         reply: Any = solve_arithmetic,
         logprob: Callable[[dict[str, Any], str], float | None] | None = None,
+        finish: Callable[[dict[str, Any], str], str] | None = None,
     ) -> None:
         self.reply = reply
         self.logprob = logprob
+        self.finish = finish
         self.requests: list[dict[str, Any]] = []
         super().__init__()
 
@@ -131,7 +133,7 @@ class FakeOpenAI(ScriptedServer):
         choice = {
             "index": index,
             "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop",
+            "finish_reason": self.finish(body, text) if self.finish else "stop",
         }
         value = self.logprob(body, text) if self.logprob else None
         if value is not None:

@@ -98,6 +98,10 @@ def check_wandb_files(run_dir: Path, calls: pd.DataFrame, summary: pd.DataFrame)
     curve = [h for h in history if "accuracy" in h and "budget" in h]
     assert [h["accuracy"] for h in curve] == pytest.approx(list(summary["accuracy"]))
     assert any("plots/accuracy_vs_compute.path" in h for h in history)
+    final: dict = {}
+    for record in by_type["summary"]:
+        final.update(items(record.summary.update))
+    assert final["outputs_at_max_tokens"] == (calls["finish_reason"] == "length").sum()
 
 
 def test_sigkill_mid_sweep_then_resume(tmp_path: Path) -> None:

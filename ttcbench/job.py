@@ -187,6 +187,7 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         per_task = summarize(attempts, by=("task",))
         per_task.to_csv(run_dir / "summary_by_task.csv", index=False)
         markdown += "\nPer task:\n\n" + to_markdown(per_task)
+    markdown += truncation_note(store)
     (run_dir / "summary.md").write_text(header + markdown)
     title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
     plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)
@@ -209,6 +210,24 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         )
     log_run(job, store, summary, files, errors, wall, report)
     return JobResult(run_dir, markdown, requests, errors, wall)
+
+
+def truncation_note(store: SampleStore, warn_above: float = 0.1) -> str:
+    """A line for the summary saying how many outputs max_tokens cut off, with a warning
+    past `warn_above`: their answers are mostly missing, so accuracy measures the cap."""
+    cut, answered = store.count_truncated()
+    if not cut:
+        return ""
+    share = cut / answered
+    line = f"\n{cut} of {answered} model outputs ({share:.0%}) stopped at max_tokens."
+    if share > warn_above:
+        log.warning(
+            "%d of %d outputs (%.0f%%) were cut off at max_tokens: raise sampling.max_tokens "
+            "if the answers are missing (finish_reason=length in the store)",
+            cut, answered, 100 * share,
+        )  # fmt: skip
+        line += " Raise `sampling.max_tokens` if their answers are missing."
+    return line + "\n"
 
 
 def log_run(
@@ -237,6 +256,7 @@ def log_run(
         {
             "errors": errors,
             "wall_s": wall,
+            "outputs_at_max_tokens": store.count_truncated()[0],
             **{f"accuracy/{r.strategy}": r.accuracy for r in final.itertuples()},
         }
     )

@@ -121,6 +121,15 @@ class SampleStore:
     def count_calls(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
+    def count_truncated(self) -> tuple[int, int]:
+        """(calls cut off at max_tokens, calls with an output): truncation is silent in the
+        accuracy columns (a cut-off answer just scores 0), so the run reports it."""
+        cut, answered = self._conn.execute(
+            "SELECT COALESCE(SUM(finish_reason = 'length'), 0), COUNT(*) FROM calls "
+            "WHERE error IS NULL"
+        ).fetchone()
+        return int(cut), int(answered)
+
     def calls_frame(self) -> pd.DataFrame:
         return self._frame("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
 
