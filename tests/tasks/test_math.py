@@ -37,6 +37,10 @@ def _problem(answer: str | None, pid: str = "p0") -> Problem:
         ("it is 3/4 of the cake", ("3/4", "last_number")),
         ("which gives 2.75.", ("2.75", "last_number")),
         ("5-3 leaves", ("3", "last_number")),  # a '-' after a digit is subtraction
+        # Reasoning tags are markup: an empty "answer is" before one falls back to the last
+        # complete statement, not to the tag (seen with thinking_budget on SmolLM2).
+        ('The answer is 20.\n\nlike this: "The answer is \n</think>', ("20", "answer_is")),
+        ("<think>maybe 3</think>\nThe answer is 4", ("4", "answer_is")),
     ],
 )
 def test_extract_each_rule(text: str, expected: tuple[str, str]) -> None:

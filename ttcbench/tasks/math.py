@@ -62,6 +62,9 @@ for _name in ("math_verify.parser", "math_verify.grader"):
 # --------------------------------------------------------------------------- extraction
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# Reasoning-block tags (`<think>`, `</think>`): markup, never an answer. Left in, "The answer
+# is\n</think>" would read the tag as the answer (seen with budget forcing on SmolLM2).
+_THINK_TAG_RE = re.compile(r"</?think>", re.IGNORECASE)
 _HASH_RE = re.compile(r"####[ \t]*([^\n]*)")
 # "The answer is X", "Final answer: X", "**Answer:** X", "**Final Answer**: X".
 _ANSWER_IS_RE = re.compile(
@@ -81,6 +84,7 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     "hash", "answer_is", "last_number", "none") lets reports count how often the fallback
     fired, i.e. how often the model did not follow the answer format.
     """
+    text = _THINK_TAG_RE.sub("", text or "")
     if not text:
         return None, "none"
     boxed = _last_boxed(text)
