@@ -11,6 +11,7 @@ from test_faults import overrides
 
 import ttcbench
 from ttcbench.store import SampleStore
+from ttcbench.types import Call
 
 
 def odd_seeds_hit_max_tokens(body: dict, text: str) -> str:
@@ -38,3 +39,47 @@ def test_no_truncation_line_when_every_output_stopped(results: Path, fake_openai
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     assert (calls["finish_reason"] == "stop").all()
     assert "max_tokens" not in (run_dir / "summary.md").read_text()
+
+
+def test_search_steps_and_thinking_chunks_are_capped_by_design_not_counted(
+    tmp_path: Path,
+) -> None:
+    store = SampleStore(tmp_path / "store.sqlite")
+    roles = ["generate", "answer", "step", "think", "judge"]
+    for i, role in enumerate(roles):
+        store.put_call(
+            Call(
+                key=str(i),
+                run_id="r",
+                task="t",
+                problem_id="p",
+                classes={},
+                strategy="s",
+                role=role,
+                sample_index=i,
+                seed=i,
+                model="m",
+                messages_hash="h",
+                messages=[],
+                output="cut",
+                finish_reason="length",
+            )  # fmt: skip
+        )
+    store.put_call(
+        Call(
+            key="err",
+            run_id="r",
+            task="t",
+            problem_id="p",
+            classes={},
+            strategy="s",
+            role="generate",
+            sample_index=9,
+            seed=9,
+            model="m",
+            messages_hash="h",
+            messages=[],
+            error="401",
+        )  # fmt: skip
+    )
+    assert store.count_truncated() == (3, 3)  # generate, answer, judge; errors are not outputs

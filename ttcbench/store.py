@@ -123,10 +123,12 @@ class SampleStore:
 
     def count_truncated(self) -> tuple[int, int]:
         """(calls cut off at max_tokens, calls with an output): truncation is silent in the
-        accuracy columns (a cut-off answer just scores 0), so the run reports it."""
+        accuracy columns (a cut-off answer just scores 0), so the run reports it. Search steps
+        and thinking chunks (roles `step`, `think`) end at their token cap by design and are
+        not counted."""
         cut, answered = self._conn.execute(
             "SELECT COALESCE(SUM(finish_reason = 'length'), 0), COUNT(*) FROM calls "
-            "WHERE error IS NULL"
+            "WHERE error IS NULL AND role NOT IN ('step', 'think')"
         ).fetchone()
         return int(cut), int(answered)
 
