@@ -41,45 +41,17 @@ def test_no_truncation_line_when_every_output_stopped(results: Path, fake_openai
     assert "max_tokens" not in (run_dir / "summary.md").read_text()
 
 
+def stored_call(key: str, role: str, **fields: object) -> Call:
+    return Call(key=key, run_id="r", task="t", problem_id="p", classes={}, strategy="s",
+                role=role, sample_index=0, seed=0, model="m", messages_hash="h", messages=[],
+                **fields)  # fmt: skip
+
+
 def test_search_steps_and_thinking_chunks_are_capped_by_design_not_counted(
     tmp_path: Path,
 ) -> None:
     store = SampleStore(tmp_path / "store.sqlite")
-    roles = ["generate", "answer", "step", "think", "judge"]
-    for i, role in enumerate(roles):
-        store.put_call(
-            Call(
-                key=str(i),
-                run_id="r",
-                task="t",
-                problem_id="p",
-                classes={},
-                strategy="s",
-                role=role,
-                sample_index=i,
-                seed=i,
-                model="m",
-                messages_hash="h",
-                messages=[],
-                output="cut",
-                finish_reason="length",
-            )  # fmt: skip
-        )
-    store.put_call(
-        Call(
-            key="err",
-            run_id="r",
-            task="t",
-            problem_id="p",
-            classes={},
-            strategy="s",
-            role="generate",
-            sample_index=9,
-            seed=9,
-            model="m",
-            messages_hash="h",
-            messages=[],
-            error="401",
-        )  # fmt: skip
-    )
+    for role in ("generate", "answer", "step", "think", "judge"):
+        store.put_call(stored_call(role, role, output="cut", finish_reason="length"))
+    store.put_call(stored_call("failed", "generate", error="401"))
     assert store.count_truncated() == (3, 3)  # generate, answer, judge; errors are not outputs
