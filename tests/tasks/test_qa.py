@@ -89,6 +89,10 @@ def test_aliases_score_the_best_gold() -> None:
         ("I think so.\n\nParis\n\n", ("Paris", "last_line")),
         ("The answer is:\n**Paris**", ("Paris", "answer_is")),
         ("the answer is Rome.\nAnswer:", ("Rome", "answer_is")),  # an empty span is skipped
+        # Reasoning tags are markup, never the answer or the last line.
+        ("The answer is Paris.\n\nThe answer is \n</think>", ("Paris", "answer_is")),
+        ("<think>Rome?</think>\nParis\n</think>", ("Paris", "last_line")),
+        ("<think></think>", (None, "none")),
         ("", (None, "none")),
         ("  \n ", (None, "none")),
         (None, (None, "none")),

@@ -31,6 +31,7 @@ import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 from sympy.matrices import MatrixBase
 
+from ttcbench.tasks.answer_format import ANSWER_IS_RE, without_reasoning_tags
 from ttcbench.types import Grade, Problem, TaskError
 
 __all__ = ["answers_match", "canonical_answer", "extract_answer", "grade_math"]
@@ -62,14 +63,7 @@ for _name in ("math_verify.parser", "math_verify.grader"):
 # --------------------------------------------------------------------------- extraction
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-# Reasoning-block tags (`<think>`, `</think>`): markup, never an answer. Left in, "The answer
-# is\n</think>" would read the tag as the answer (seen with budget forcing on SmolLM2).
-_THINK_TAG_RE = re.compile(r"</?think>", re.IGNORECASE)
 _HASH_RE = re.compile(r"####[ \t]*([^\n]*)")
-# "The answer is X", "Final answer: X", "**Answer:** X", "**Final Answer**: X".
-_ANSWER_IS_RE = re.compile(
-    r"\banswer\s*\**\s*(?:is\b\s*:?|:)\s*\**[ \t]*(?P<ans>[^\n]*)", re.IGNORECASE
-)
 # A number not glued to a word on its left: -3, 1,234, 0.5, 3/4 (a '-' after a digit or a
 # letter is subtraction, not a sign: "5-3" ends with 3, not -3).
 _NUMBER_RE = re.compile(r"(?<![\w.])(?:-(?=\d))?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
@@ -84,13 +78,13 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     "hash", "answer_is", "last_number", "none") lets reports count how often the fallback
     fired, i.e. how often the model did not follow the answer format.
     """
-    text = _THINK_TAG_RE.sub("", text or "")
+    text = without_reasoning_tags(text)
     if not text:
         return None, "none"
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed, "boxed"
-    for rule, regex, group in (("hash", _HASH_RE, 1), ("answer_is", _ANSWER_IS_RE, "ans")):
+    for rule, regex, group in (("hash", _HASH_RE, 1), ("answer_is", ANSWER_IS_RE, "ans")):
         for match in reversed(list(regex.finditer(text))):
             answer = _clean_span(match.group(group))
             if answer:

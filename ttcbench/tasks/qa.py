@@ -19,6 +19,7 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
+from ttcbench.tasks.answer_format import ANSWER_IS_RE, without_reasoning_tags
 from ttcbench.types import Grade, Problem, TaskError
 
 __all__ = ["exact_match", "extract_answer", "grade_qa", "normalize_answer", "token_f1"]
@@ -26,10 +27,6 @@ __all__ = ["exact_match", "extract_answer", "grade_qa", "normalize_answer", "tok
 _BINARY = ("yes", "no", "noanswer")
 """Golds whose F1 is their EM (HotpotQA official script)."""
 
-# "The answer is X", "Answer: X", "Final answer: X", "**Answer:** X", "The answer is: X".
-_ANSWER_IS_RE = re.compile(
-    r"\banswer\s*\**\s*(?:is\b\s*:?|:)\s*\**[ \t]*(?P<ans>[^\n]*)", re.IGNORECASE
-)
 _SENTENCE_END_RE = re.compile(r"\.\s+")
 _WRAPPERS = "\"'`*“”‘’ \t"
 _ABBREVIATION_RE = re.compile(
@@ -55,9 +52,10 @@ def extract_answer(text: str | None) -> tuple[str | None, str]:
     the last non-empty line ("last_line"), a declared fallback so reports can show how often
     the model ignored the answer format; (None, "none") for empty output.
     """
-    if not text or not text.strip():
+    text = without_reasoning_tags(text)
+    if not text.strip():
         return None, "none"
-    for match in reversed(list(_ANSWER_IS_RE.finditer(text))):
+    for match in reversed(list(ANSWER_IS_RE.finditer(text))):
         answer = _clean_span(_first_sentence(match.group("ans")))
         if answer:
             return answer, "answer_is"
