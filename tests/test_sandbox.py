@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ttcbench import sandbox
-from ttcbench.sandbox import SandboxLimits, run_many, run_program, run_tests
+from ttcbench.sandbox import SandboxLimits, jail, run_many, run_program, run_tests
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="only root can drop to a sandbox uid")
@@ -39,13 +39,13 @@ def used_uids(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     Only our own uids are checked, so sandboxes run by other sessions on the machine don't
     interfere."""
     uids: list[int] = []
-    allocate = sandbox._allocate_uid
+    allocate = jail._allocate_uid
 
     def spy() -> int:
         uids.append(allocate())
         return uids[-1]
 
-    monkeypatch.setattr(sandbox, "_allocate_uid", spy)
+    monkeypatch.setattr(jail, "_allocate_uid", spy)
     yield uids
     leaked = {uid: sandbox.sandbox_processes(uid) for uid in uids}
     assert not any(leaked.values()), f"processes outlived their run: {leaked}"
@@ -53,19 +53,15 @@ def used_uids(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 @pytest.fixture(params=["full", "fallback"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the isolation this machine allows, and again without namespaces, so
-    that the fallbacks (uid drop alone, socket module disabled) are exercised too."""
+    """Run a test with the isolation this machine allows, and again without bubblewrap, so
+    that the fallbacks (uid drop, root's own namespaces, socket module disabled) are
+    exercised too."""
     iso = sandbox.isolation()
     if request.param == "fallback":
-        python = iso.python
-        if iso.hide:  # our interpreter is only reachable through the mount namespace
-            python = shutil.which("python3", path="/usr/bin:/bin") or pytest.skip("no python3")
-        fallback = dataclasses.replace(
-            iso, netns=False, mountns=False, python=python, hide=(), reveal=()
-        )
-        monkeypatch.setattr(sandbox, "isolation", lambda: fallback)
-    elif not (iso.netns and iso.mountns):
-        pytest.skip("namespaces are not available here")
+        fallback = dataclasses.replace(iso, bwrap=None, prefixes=(), missing=("pid",))
+        monkeypatch.setattr(jail, "isolation", lambda: fallback)
+    elif iso.missing:
+        pytest.skip(f"bubblewrap is not available here: {iso.why}")
     return request.param
 
 
@@ -93,13 +89,15 @@ def test_isolation_applies() -> None:
 
 
 def test_correct_solution_passes() -> None:
-    result = run_tests(RIGHT, TESTS, limits=FAST)
+    result = run_tests(RIGHT, TESTS, entry_point="add", limits=FAST)
     assert result.passed and result.status == "passed", result
     assert result.returncode == 0 and result.error is None
+    assert result.trusted_compare is True and result.calls == 1
 
 
-def test_assertion_failure_is_reported_with_its_line() -> None:
-    result = run_tests(WRONG, TESTS, limits=FAST)
+@pytest.mark.parametrize("entry_point", ["add", None], ids=["split", "combined"])
+def test_assertion_failure_is_reported_with_its_line(entry_point: str | None) -> None:
+    result = run_tests(WRONG, TESTS, entry_point=entry_point, limits=FAST)
     assert (result.passed, result.status) == (False, "failed")
     assert result.error == "AssertionError: assert candidate(1, 2) == 3"
 
@@ -137,7 +135,8 @@ def test_fork_bomb_is_contained(used_uids: list[int]) -> None:
         time.sleep(0.05)
     worker.join()
     assert results[0].status == "timeout", results[0]
-    assert 1 < peak <= 16  # it did fork, but no further than the process limit
+    wrappers = jail.BWRAP_PROCESSES if sandbox.isolation().bwrap else 0  # bwrap and its init
+    assert 1 < peak <= 16 + wrappers  # it did fork, but no further than the process limit
     assert not sandbox.sandbox_processes(used_uids[0])
 
 
@@ -223,7 +222,8 @@ def test_network_is_unreachable(mode: str) -> None:
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody knocked
     assert "BLOCKED" in result.stdout and result.status == "failed", result
-    assert sandbox.network_isolation() == ("netns" if mode == "full" else "socket-disabled")
+    if mode == "full" or ROOT:  # bubblewrap's, or root's own network namespace
+        assert sandbox.network_isolation() == "netns"
 
 
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
@@ -274,11 +274,12 @@ CHEATS = {
 }
 
 
+@pytest.mark.parametrize("entry_point", ["add", None], ids=["split", "combined"])
 @pytest.mark.parametrize("cheat", CHEATS.values(), ids=CHEATS.keys())
-def test_cheating_never_passes(cheat: str) -> None:
-    result = run_tests(WRONG + cheat + "\n", TESTS, limits=FAST)
+def test_cheating_never_passes(cheat: str, entry_point: str | None) -> None:
+    result = run_tests(WRONG + cheat + "\n", TESTS, entry_point=entry_point, limits=FAST)
     assert not result.passed, result
-    assert result.status in {"no_sentinel", "failed", "crashed"}, result
+    assert result.status in {"exited_early", "failed", "crashed"}, result
 
 
 @pytest.mark.parametrize("patch", ["patch print", "patch sys.exit", "overwrite tests"])
@@ -288,15 +289,33 @@ def test_harmless_patches_do_not_break_an_honest_pass(patch: str) -> None:
     assert result.passed, result
 
 
-@needs_root
+def _processes_with(marker: str) -> list[int]:
+    """Host pids whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_many_jobs_in_parallel_leave_nothing_behind(used_uids: list[int]) -> None:
     # Each job also starts a grandchild that escapes the process group with setsid().
+    marker = f"ttc-escape-{secrets.token_hex(6)}"
     escape = (
-        "import subprocess\nprint(subprocess.Popen(['sleep', '60'], start_new_session=True).pid)\n"
+        "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
+        f"'import time; time.sleep(60)', {marker!r}], start_new_session=True)\n"
+        "print('STARTED')\n"
     )
     jobs = [((RIGHT if i % 2 == 0 else WRONG) + escape, TESTS) for i in range(16)]
-    results = run_many(jobs, limits=FAST, max_workers=4)
+    results = run_many(jobs, entry_point="add", limits=FAST, max_workers=4)
     assert [r.passed for r in results] == [i % 2 == 0 for i in range(16)]
-    assert len(set(used_uids)) == 16
-    escaped = [sandbox._status(r.stdout.split()[0]) for r in results]
-    assert all(status is None or status[1] for status in escaped)  # gone, or a zombie
+    assert all("STARTED" in r.stdout for r in results)  # the escapes really ran
+    if ROOT:  # a uid for each of the two sides of every job
+        assert len(set(used_uids)) == 32
+    deadline = time.monotonic() + 2  # SIGKILLed: gone once the kernel has reaped them
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(marker) == []

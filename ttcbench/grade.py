@@ -41,13 +41,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def graded_row(row: dict[str, Any], grade: Grade, family: str) -> dict[str, Any]:
-    """The input row plus what the grader says (`f1` for QA; `passed` and `error` for code)."""
+    """The input row plus what the grader says (`f1` for QA; `passed`, `error` and
+    `trusted_compare` for code)."""
     out = {**row, "extracted": grade.extracted, "score": grade.score}
     if family == "qa":
         out["f1"] = grade.details.get("f1")
     if family == "code":
         out["passed"] = grade.details.get("passed")
         out["error"] = grade.details.get("error")
+        out["trusted_compare"] = grade.details.get("trusted_compare")
     return out
 
 

@@ -115,8 +115,23 @@ def prepare(job: JobConfig) -> tuple[Task, ModelClient, list[int]]:
     job.strategy.check_budgets(budgets)
     client = ModelClient(job.model, job.retry)
     task = load_suite(job.task, job.tasks)
+    if "code" in task.family.split("+"):
+        check_sandbox(bool((job.config.get("sandbox") or {}).get("require_isolation")))
     check_run_folder(job.run_dir, job.config)
     return task, client, budgets
+
+
+def check_sandbox(require_isolation: bool) -> None:
+    """Probe the code sandbox before any request: say once what this machine refuses it, or
+    refuse to run when `sandbox.require_isolation=true`."""
+    from ttcbench import sandbox
+
+    try:
+        if require_isolation:
+            sandbox.require_full()
+        sandbox.report_once()
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def run_job(job: JobConfig) -> JobResult:
@@ -187,7 +202,7 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         per_task = summarize(attempts, by=("task",))
         per_task.to_csv(run_dir / "summary_by_task.csv", index=False)
         markdown += "\nPer task:\n\n" + to_markdown(per_task)
-    markdown += truncation_note(store)
+    markdown += truncation_note(store) + untrusted_note(store)
     (run_dir / "summary.md").write_text(header + markdown)
     title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
     plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)
@@ -230,6 +245,19 @@ def truncation_note(store: SampleStore, warn_above: float = 0.1) -> str:
     return line + "\n"
 
 
+def untrusted_note(store: SampleStore) -> str:
+    """A line for the summary counting code grades whose tests could not run apart from the
+    program (``trusted_compare`` false: tests that use the program's own classes)."""
+    untrusted, graded = store.count_untrusted_grades()
+    if not untrusted:
+        return ""
+    return (
+        f"\n{untrusted} of {graded} code grades ran their tests inside the program's own "
+        "interpreter (trusted_compare false: the tests use more of the program than one "
+        "function), where a program aimed at the grader could forge a pass.\n"
+    )
+
+
 def log_run(
     job: JobConfig,
     store: SampleStore,
@@ -257,6 +285,7 @@ def log_run(
             "errors": errors,
             "wall_s": wall,
             "outputs_at_max_tokens": store.count_truncated()[0],
+            "untrusted_code_grades": store.count_untrusted_grades()[0],
             **{f"accuracy/{r.strategy}": r.accuracy for r in final.itertuples()},
         }
     )

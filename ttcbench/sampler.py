@@ -214,6 +214,7 @@ class Sampler:
         if grade and call.error is None and call.output is not None:
             verdict = self.grader(call.output, problem)
             call.extracted, call.score = verdict.extracted, verdict.score
+            call.trusted_compare = verdict.details.get("trusted_compare")
         self.store.put_call(call)
         self._on_call(call)
         return call

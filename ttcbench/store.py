@@ -132,6 +132,15 @@ class SampleStore:
         ).fetchone()
         return int(cut), int(answered)
 
+    def count_untrusted_grades(self) -> tuple[int, int]:
+        """(code grades made without trusted comparison, code grades): the first are rows whose
+        tests had to run inside the program's own interpreter, where a program aimed at the
+        harness could forge a pass; the run reports how many there are."""
+        untrusted, graded = self._conn.execute(
+            "SELECT COALESCE(SUM(trusted_compare = 0), 0), COUNT(trusted_compare) FROM calls"
+        ).fetchone()
+        return int(untrusted), int(graded)
+
     def calls_frame(self) -> pd.DataFrame:
         return self._frame("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
 

@@ -85,6 +85,10 @@ class Call:
     off (a truncated answer usually scores 0: count them before blaming the model)."""
     error: str | None = None
     """Set for a permanent failure; such a call has no output and is never scored."""
+    trusted_compare: bool | None = None
+    """Code grades only: True when the hidden tests ran in a process of their own and compared
+    plain values the program returned (a pass cannot be forged); False when they had to run
+    inside the program's interpreter (see ttcbench/sandbox/run.py); None otherwise."""
     cached: bool = False
     """True when the output came from the shared cache (no model call paid in this run)."""
     started_at: float = 0.0

@@ -106,7 +106,8 @@ def test_gold_as_prediction_passes_every_humaneval_problem(problems: list[Proble
     assert passed == len(problems) == 164, (
         f"gold pass rate {passed / len(problems):.1%}; {_failures(problems, grades)}"
     )
-    assert all(g.details == {"passed": True, "status": "passed", "error": None} for g in grades)
+    expected = {"passed": True, "status": "passed", "error": None, "trusted_compare": True}
+    assert all(g.details == expected for g in grades)  # no test needed the fallback
 
 
 def test_body_only_completions_pass(problems: list[Problem]) -> None:
@@ -138,7 +139,7 @@ def test_wrong_solutions_fail(problems: list[Problem], kind: str) -> None:
     sample = problems[:: len(problems) // 8][:8]
     grades = _grade_all(sample, lambda p: _wrong_answers(p)[kind])
     assert [g.score for g in grades] == [0.0] * len(sample)
-    expected = "failed" if kind == "none" else "no_sentinel"
+    expected = "failed" if kind == "none" else "exited_early"
     assert {g.details["status"] for g in grades} == {expected}
     assert all(g.extracted is not None and len(g.extracted) == 12 for g in grades)
 

@@ -118,7 +118,12 @@ def execution_critique(problem: Problem, draft: Call) -> str:
     code = extract_code(draft.output or "", problem.meta.get("entry_point"))
     if code is None:
         return "No Python code block was found in your answer."
-    result = run_tests(completion_program(code, problem), problem.meta["public_tests"])
+    result = run_tests(
+        completion_program(code, problem),
+        problem.meta["public_tests"],
+        entry_point=problem.meta.get("entry_point"),
+        setup=problem.meta.get("prompt", ""),
+    )
     if result.passed:
         return f"All public tests pass. {CORRECT_MARK}"
     return f"The public tests fail ({result.status}): {result.error or 'no error message'}"

@@ -11,10 +11,11 @@ shapes, and a grader that misreads the shape scores the extraction, not the mode
   generation hit its token limit.
 
 `extract_code` handles these, `completion_program` turns the code into a runnable program, and
-`grade_code` runs it with the hidden tests through `ttcbench.sandbox.run_tests` (which only
-passes when every test ran: see its sentinel). The grade's `extracted` is a short hash of the
-normalised code, so majority voting groups identical programs without storing them twice (the
-code itself is in the sample's output).
+`grade_code` runs it with the hidden tests through `ttcbench.sandbox.run_tests`: the tests run
+in a trusted process of their own and call the solution's function across the sandbox
+boundary, so a program cannot forge a pass (details: `trusted_compare`). The grade's
+`extracted` is a short hash of the normalised code, so majority voting groups identical
+programs without storing them twice (the code itself is in the sample's output).
 """
 
 from __future__ import annotations
@@ -192,6 +193,17 @@ def grade_code(output: str, problem: Problem) -> Grade:
         details = {"passed": False, "status": "no_code", "error": "no code found in the output"}
         return Grade(extracted=None, score=0.0, details=details)
     tests = problem.meta.get("tests") or problem.meta["test"] + f"\ncheck({entry_point})\n"
-    result = run_tests(completion_program(code, problem), tests, limits=CODE_LIMITS)
-    details = {"passed": result.passed, "status": result.status, "error": result.error}
+    result = run_tests(
+        completion_program(code, problem),
+        tests,
+        entry_point=entry_point,
+        setup=problem.meta.get("prompt", ""),
+        limits=CODE_LIMITS,
+    )
+    details = {
+        "passed": result.passed,
+        "status": result.status,
+        "error": result.error,
+        "trusted_compare": result.trusted_compare,
+    }
     return Grade(extracted=code_key(code), score=1.0 if result.passed else 0.0, details=details)

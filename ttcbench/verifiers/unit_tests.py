@@ -65,23 +65,30 @@ class UnitTests(Verifier):
         runnable = [i for i, code in enumerate(codes) if code is not None]
         programs = {i: completion_program(codes[i] or "", problem) for i in runnable}
         whole = preamble + "".join(asserts)
-        first = self.run([(programs[i], whole) for i in runnable])
+        first = self.run(problem, [(programs[i], whole) for i in runnable])
         scores = [0.0] * len(candidates)  # no code: the lowest score
         retry = []
         for i, result in zip(runnable, first, strict=True):
             scores[i] = 1.0 if result.passed else 0.0
             if not result.passed and len(asserts) > 1:
                 retry.append(i)
-        each = self.run([(programs[i], preamble + a) for i in retry for a in asserts])
+        each = self.run(problem, [(programs[i], preamble + a) for i in retry for a in asserts])
         for j, i in enumerate(retry):
             runs = each[j * len(asserts) : (j + 1) * len(asserts)]
             scores[i] = sum(r.passed for r in runs) / len(asserts)
         return scores, [*first, *each]
 
-    def run(self, jobs: list[tuple[str, str]]) -> list[ExecutionResult]:
+    def run(self, problem: Problem, jobs: list[tuple[str, str]]) -> list[ExecutionResult]:
+        """Each job's tests in a trusted process apart from the candidate (see the sandbox)."""
         if not jobs:
             return []
-        return run_many(jobs, limits=CODE_LIMITS, max_workers=self.max_workers)
+        return run_many(
+            jobs,
+            entry_point=problem.meta.get("entry_point"),
+            setup=problem.meta.get("prompt", ""),
+            limits=CODE_LIMITS,
+            max_workers=self.max_workers,
+        )
 
 
 def public_asserts(problem: Problem) -> tuple[str, list[str]]:

@@ -1,0 +1,204 @@
+"""The two programs a graded run starts, as source text (the sandbox has no ttcbench).
+
+* ``SOLUTION_SIDE`` runs the untrusted program, then answers calls: each request names the
+  function, its arguments as plain data; each reply is the result (and the mutable arguments
+  after the call) as plain data, or the exception the call raised.  It never sees a test.
+* ``TEST_SIDE`` runs the task's tests, a trusted program, in a process of its own.  The name
+  of the function under test is bound to a proxy that forwards calls to the solution side, so
+  every comparison the tests make happens here, between rebuilt builtin values.  It reports
+  its verdict on a pipe only the parent reads.
+* ``COMBINED`` is the fallback for tests that need the solution's own objects (a class the
+  tests instantiate, a setup file): solution and tests in one interpreter, with a sentinel
+  the parent sends after the last test.  Code that targets this harness can forge that pass,
+  so rows graded this way say ``trusted_compare: false``.
+
+Exit codes of the test side: 0 all tests ran and passed, 1 a test failed (traceback on
+stderr), 3 an argument the tests pass is not plain data (the parent falls back to
+``COMBINED``), 4 the solution side died or answered garbage (a failure).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UNDECOMPOSABLE, SOLUTION_GONE = 3, 4
+MAX_REPLY_BYTES = 64 << 20
+
+_PLAIN = (Path(__file__).with_name("plain.py")).read_text(encoding="utf-8")
+_PLAIN = _PLAIN.replace("from __future__ import annotations\n", "")
+
+SOLUTION_SIDE = (
+    _PLAIN
+    + '''
+import os as _os, sys as _sys
+
+_MUTABLE = (list, dict, set, bytearray, collections.deque)
+
+
+def _flush():
+    """The program's prints reach the grader's log even though this process is killed."""
+    for stream in (_sys.stdout, _sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _serve(requests, replies, no_net, path, write=_os.write):
+    code = compile(open(path, encoding="utf-8").read(), path, "exec")
+    if no_net:  # no network namespace here: the best this side can do
+        import _socket, socket
+
+        def blocked(*args, **kwargs):
+            raise PermissionError("network access is disabled in this sandbox")
+
+        for attr in ("socket", "socketpair", "fromfd", "create_connection", "getaddrinfo"):
+            setattr(socket, attr, blocked)
+            setattr(_socket, attr, blocked)
+    module = type(_sys)("__main__")
+    _sys.modules["__main__"], _sys.argv = module, [path]
+    exec(code, module.__dict__)
+    _flush()
+    reader = open(requests, "rb", closefd=False)
+    while line := reader.readline():
+        name, args, kwargs = decode(line)
+        try:
+            if name not in module.__dict__:
+                raise NameError(f"name {name!r} is not defined")
+            result = module.__dict__[name](*args, **kwargs)
+        except Exception as exc:
+            reply = ["raise", type(exc).__name__, str(exc)[:2000]]
+        else:
+            try:
+                after = [a if type(a) in _MUTABLE else None for a in args]
+                reply = ["ok", result, after]
+                encode(reply)
+            except NotPlain as exc:
+                reply = ["foreign", f"{name}() returned {exc}"]
+        _flush()
+        data = (encode(reply) + "\\n").encode()
+        while data:
+            data = data[write(replies, data):]
+
+
+_serve(int(_sys.argv[1]), int(_sys.argv[2]), _sys.argv[3] == "1", _sys.argv[4])
+'''
+)
+
+TEST_SIDE = (
+    _PLAIN
+    + f'''
+import builtins as _builtins, os as _os, sys as _sys
+
+_MAX_REPLY = {MAX_REPLY_BYTES}
+
+
+def _no_dumps():
+    """Same-uid processes (no namespaces, not root) may not ptrace us or read our memory."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except Exception:
+        pass
+
+
+def _write(fd, text):
+    data = (text + "\\n").encode()
+    while data:
+        data = data[_os.write(fd, data):]
+
+
+def _proxy(name, requests, replies, verdict, state):
+    reader = open(replies, "rb", closefd=False)
+
+    def stop(code, kind, message):
+        _write(verdict, encode([kind, message]))
+        _os._exit(code)
+
+    def call(*args, **kwargs):
+        try:
+            request = encode([name, args, kwargs])
+        except NotPlain as exc:
+            stop({UNDECOMPOSABLE}, "undecomposable", f"the tests pass {{exc}}")
+        try:
+            _write(requests, request)
+        except OSError:
+            stop({SOLUTION_GONE}, "solution_gone", "the solution's process ended early")
+        line = reader.readline(_MAX_REPLY)
+        if not line.endswith(b"\\n"):
+            stop({SOLUTION_GONE}, "solution_gone", "the solution's process ended early")
+        try:
+            reply = decode(line)
+            kind = reply[0]
+        except (ValueError, TypeError, IndexError):
+            stop({SOLUTION_GONE}, "solution_gone", "the solution's process sent garbage")
+        state["calls"] += 1
+        if kind == "ok":
+            _, result, after = reply
+            for old, new in zip(args, after):
+                if new is not None and type(old) is type(new):
+                    if type(old) in (list, bytearray):
+                        old[:] = new
+                    elif type(old) in (dict, set, collections.deque):
+                        old.clear()
+                        old.update(new) if type(old) is not collections.deque else old.extend(new)
+            return result
+        if kind == "raise":
+            _, exc_name, message = reply
+            exc_type = getattr(_builtins, str(exc_name), None)
+            if isinstance(exc_type, type) and issubclass(exc_type, Exception):
+                raise exc_type(message)
+            raise RuntimeError(f"{{exc_name}}: {{message}}")
+        raise TypeError(str(reply[1]))
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _check(requests, replies, verdict, name, setup_path, tests_path):
+    _no_dumps()
+    setup, tests = (
+        compile(open(p, encoding="utf-8").read(), p, "exec") for p in (setup_path, tests_path)
+    )
+    module = type(_sys)("__main__")
+    _sys.modules["__main__"], _sys.argv = module, [tests_path]
+    state = {{"calls": 0}}
+    exec(setup, module.__dict__)
+    module.__dict__[name] = _proxy(name, requests, replies, verdict, state)
+    exec(tests, module.__dict__)
+    _write(verdict, encode(["passed", state["calls"]]))
+    _os._exit(0)
+
+
+_check(*map(int, _sys.argv[1:4]), *_sys.argv[4:])
+'''
+)
+
+COMBINED = """\
+import os, sys
+
+def main(ctl, no_net, paths, run=exec, read=os.read, write=os.write, exit_=os._exit):
+    codes = [compile(open(path, encoding="utf-8").read(), path, "exec") for path in paths]
+    if no_net:
+        import _socket, socket
+        def blocked(*args, **kwargs):
+            raise PermissionError("network access is disabled in this sandbox")
+        for name in ("socket", "socketpair", "fromfd", "create_connection", "getaddrinfo"):
+            setattr(socket, name, blocked)
+            setattr(_socket, name, blocked)
+    module = type(sys)("__main__")
+    sys.modules["__main__"], sys.argv = module, [paths[0]]
+    for code in codes:
+        run(code, module.__dict__)
+    if ctl >= 0:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        write(ctl, b"?")
+        write(1, b"\\n" + read(ctl, 64))  # on a line of its own, whatever was printed before
+        exit_(0)
+
+main(int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:])
+"""

