@@ -32,7 +32,24 @@ SOLUTION_SIDE = (
     + '''
 import os as _os, sys as _sys
 
-_MUTABLE = (list, dict, set, bytearray, collections.deque)
+_MUTABLE = (list, dict, set, bytearray, collections.deque, collections.OrderedDict,
+            collections.Counter, collections.defaultdict)
+
+
+def _opaque(name, result, after, exc):
+    """A result that is not plain data (a re.Match, an object) crosses as its type name, its
+    truth value and its repr: the test side rebuilds a stand-in equal only to itself, so
+    `assert f(x)` / `assert not f(x)` still work and nothing else can be faked with it that a
+    plain True or False could not fake already."""
+    try:
+        encode(after)
+        truth = bool(result)
+        kind = type(result)
+        text = repr(result)[:200]
+        label = f"{kind.__module__}.{kind.__qualname__}"
+        return ["opaque", label if type(label) is str else "object", truth is True, str(text)]
+    except BaseException:
+        return ["foreign", f"{name}() returned {exc}"]
 
 
 def _flush():
@@ -67,16 +84,15 @@ def _serve(requests, replies, no_net, path, write=_os.write):
                 raise NameError(f"name {name!r} is not defined")
             result = module.__dict__[name](*args, **kwargs)
         except Exception as exc:
-            reply = ["raise", type(exc).__name__, str(exc)[:2000]]
+            text = encode(["raise", type(exc).__name__, str(exc)[:2000]])
         else:
+            after = [a if type(a) in _MUTABLE else None for a in args]
             try:
-                after = [a if type(a) in _MUTABLE else None for a in args]
-                reply = ["ok", result, after]
-                encode(reply)
+                text = encode(["ok", result, after])
             except NotPlain as exc:
-                reply = ["foreign", f"{name}() returned {exc}"]
+                text = encode(_opaque(name, result, after, exc))
         _flush()
-        data = (encode(reply) + "\\n").encode()
+        data = (text + "\\n").encode()
         while data:
             data = data[write(replies, data):]
 
@@ -108,6 +124,22 @@ def _write(fd, text):
         data = data[_os.write(fd, data):]
 
 
+class _Opaque:
+    """What a function returned that is not plain data: true or false as it was, equal only to
+    itself (its ``__eq__`` is object's, never the program's)."""
+
+    __slots__ = ("type_name", "truth", "text")
+
+    def __init__(self, type_name, truth, text):
+        self.type_name, self.truth, self.text = str(type_name), truth is True, str(text)
+
+    def __bool__(self):
+        return self.truth
+
+    def __repr__(self):
+        return f"<{{self.type_name}} from the sandbox: {{self.text}}>"
+
+
 def _proxy(name, requests, replies, verdict, state):
     reader = open(replies, "rb", closefd=False)
 
@@ -136,13 +168,18 @@ def _proxy(name, requests, replies, verdict, state):
         if kind == "ok":
             _, result, after = reply
             for old, new in zip(args, after):
-                if new is not None and type(old) is type(new):
+                if new is not None and (type(old) is type(new) or isinstance(old, dict)):
                     if type(old) in (list, bytearray):
                         old[:] = new
-                    elif type(old) in (dict, set, collections.deque):
+                    elif isinstance(old, dict | set):
                         old.clear()
-                        old.update(new) if type(old) is not collections.deque else old.extend(new)
+                        old.update(new)
+                    elif type(old) is collections.deque:
+                        old.clear()
+                        old.extend(new)
             return result
+        if kind == "opaque":
+            return _Opaque(*reply[1:])
         if kind == "raise":
             _, exc_name, message = reply
             exc_type = getattr(_builtins, str(exc_name), None)

@@ -103,7 +103,7 @@ _BUILD: dict[str, Any] = {
     "iter": iter,
     "dict": dict,
     "OrderedDict": collections.OrderedDict,
-    "Counter": collections.Counter,
+    "Counter": lambda pairs: collections.Counter(dict(pairs)),
     "keys": lambda items: dict.fromkeys(items).keys(),
     "values": lambda items: dict(enumerate(items)).values(),
     "items": lambda pairs: dict(pairs).items(),
