@@ -119,10 +119,10 @@ def test_require_isolation_refuses_a_degraded_sandbox(
     _degraded(monkeypatch)
     with pytest.raises(ConfigError, match="require_isolation"):
         check_sandbox(True)
-    with FakeOpenAI(reply=lambda body: "```python\nx = 1\n```") as server:
-        with pytest.raises(ConfigError, match="missing protections"):
-            ttcbench.run(overrides(results, server.api_base, "task=humaneval",
-                                   "sandbox.require_isolation=true"))  # fmt: skip
+    server = FakeOpenAI(reply=lambda body: "```python\nx = 1\n```")
+    with server, pytest.raises(ConfigError, match="missing protections"):
+        ttcbench.run(overrides(results, server.api_base, "task=humaneval",
+                               "sandbox.require_isolation=true"))  # fmt: skip
     assert server.requests == []  # refused before the first request
     assert not results.exists() or not any(results.rglob("store.sqlite"))
 
