@@ -169,7 +169,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         result = execute(cfg)
     except TtcbenchError as err:
         print(f"ttcbench: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt as err:
         print(f"\nttcbench: {err or 'interrupted'}", file=sys.stderr)
         sys.exit(130)

@@ -12,7 +12,10 @@ from typing import Any
 
 
 class TtcbenchError(Exception):
-    """A user-facing error: its message names the problem and the fix, no traceback needed."""
+    """A user-facing error: its message names the problem and the fix, no traceback needed.
+    `exit_code` is the command's exit status for it (the README lists them)."""
+
+    exit_code = 2
 
 
 class ConfigError(TtcbenchError):
@@ -21,6 +24,25 @@ class ConfigError(TtcbenchError):
 
 class TaskError(TtcbenchError):
     """A task's data could not be loaded or does not match the task spec."""
+
+
+class ProviderError(TtcbenchError):
+    """The provider refused in a way no retry fixes (bad key, no permission, unknown model, bad
+    request): the job stops after the first such answer."""
+
+    exit_code = 3
+
+
+class IncompleteRun(TtcbenchError):
+    """Transient provider errors outlasted their retries: the run is stored and resumable."""
+
+    exit_code = 4
+
+
+class RunFolderBusy(TtcbenchError):
+    """Another live process is writing this run folder."""
+
+    exit_code = 5
 
 
 @dataclass(frozen=True)
