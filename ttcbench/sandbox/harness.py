@@ -27,8 +27,21 @@ MAX_REPLY_BYTES = 64 << 20
 _PLAIN = (Path(__file__).with_name("plain.py")).read_text(encoding="utf-8")
 _PLAIN = _PLAIN.replace("from __future__ import annotations\n", "")
 
+_BLOCK_NETWORK = """
+def _block_network():
+    import _socket, socket
+
+    def blocked(*args, **kwargs):
+        raise PermissionError("network access is disabled in this sandbox")
+
+    for attr in ("socket", "socketpair", "fromfd", "create_connection", "getaddrinfo"):
+        setattr(socket, attr, blocked)
+        setattr(_socket, attr, blocked)
+"""
+
 SOLUTION_SIDE = (
     _PLAIN
+    + _BLOCK_NETWORK
     + '''
 import os as _os, sys as _sys
 
@@ -64,14 +77,7 @@ def _flush():
 def _serve(requests, replies, no_net, path, write=_os.write):
     code = compile(open(path, encoding="utf-8").read(), path, "exec")
     if no_net:  # no network namespace here: the best this side can do
-        import _socket, socket
-
-        def blocked(*args, **kwargs):
-            raise PermissionError("network access is disabled in this sandbox")
-
-        for attr in ("socket", "socketpair", "fromfd", "create_connection", "getaddrinfo"):
-            setattr(socket, attr, blocked)
-            setattr(_socket, attr, blocked)
+        _block_network()
     module = type(_sys)("__main__")
     _sys.modules["__main__"], _sys.argv = module, [path]
     exec(code, module.__dict__)
@@ -211,18 +217,13 @@ _check(*map(int, _sys.argv[1:4]), *_sys.argv[4:])
 '''
 )
 
-COMBINED = """\
+COMBINED = _BLOCK_NETWORK + """
 import os, sys
 
 def main(ctl, no_net, paths, run=exec, read=os.read, write=os.write, exit_=os._exit):
     codes = [compile(open(path, encoding="utf-8").read(), path, "exec") for path in paths]
-    if no_net:
-        import _socket, socket
-        def blocked(*args, **kwargs):
-            raise PermissionError("network access is disabled in this sandbox")
-        for name in ("socket", "socketpair", "fromfd", "create_connection", "getaddrinfo"):
-            setattr(socket, name, blocked)
-            setattr(_socket, name, blocked)
+    if no_net:  # no network namespace here: the best this side can do
+        _block_network()
     module = type(sys)("__main__")
     sys.modules["__main__"], sys.argv = module, [paths[0]]
     for code in codes:
