@@ -258,7 +258,8 @@ CHEATS = {
     "patch compile": "import builtins\nbuiltins.compile = lambda *a, **k: compile('', '', 'exec')",
     "patch sys.exit": "import sys\nsys.exit = lambda *a: None",
     "rebind check": "def check(candidate):\n    pass\ncheck = check",
-    "overwrite tests": "import os\nos.remove('tests.py')\nopen('tests.py', 'w').write('pass')",
+    "overwrite tests": "import os\ntry:\n    os.remove('tests.py')\n    open('tests.py', 'w').write"
+    "('pass')\nexcept OSError:\n    pass",
     "guess sentinel": "import secrets\nprint(secrets.token_hex(16))\nprint('ALL TESTS PASSED')\n"
     "exit(0)",
     "snoop": (  # gathers every 32-hex-digit token it can read and prints each on its own line

@@ -14,14 +14,16 @@
 
 Exit codes of the test side: 0 all tests ran and passed, 1 a test failed (traceback on
 stderr), 3 an argument the tests pass is not plain data (the parent falls back to
-``COMBINED``), 4 the solution side died or answered garbage (a failure).
+``COMBINED``), 4 the solution side died or answered garbage (a failure), 5 an argument that is not plain
+data after the program had answered a call (a failure: such a value may come from the
+program, which must never choose the fallback).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-UNDECOMPOSABLE, SOLUTION_GONE = 3, 4
+UNDECOMPOSABLE, SOLUTION_GONE, TAINTED = 3, 4, 5
 MAX_REPLY_BYTES = 64 << 20
 
 _PLAIN = (Path(__file__).with_name("plain.py")).read_text(encoding="utf-8")
@@ -157,6 +159,8 @@ def _proxy(name, requests, replies, verdict, state):
         try:
             request = encode([name, args, kwargs])
         except NotPlain as exc:
+            if state["calls"]:  # the value may come from the program: never let it choose
+                stop({TAINTED}, "tainted", f"after the program answered, the tests passed {{exc}}")
             stop({UNDECOMPOSABLE}, "undecomposable", f"the tests pass {{exc}}")
         try:
             _write(requests, request)
@@ -189,6 +193,8 @@ def _proxy(name, requests, replies, verdict, state):
         if kind == "raise":
             _, exc_name, message = reply
             exc_type = getattr(_builtins, str(exc_name), None)
+            if exc_type in (StopIteration, StopAsyncIteration):  # would end the tests' loop
+                exc_type = None
             if isinstance(exc_type, type) and issubclass(exc_type, Exception):
                 raise exc_type(message)
             raise RuntimeError(f"{{exc_name}}: {{message}}")
@@ -217,7 +223,9 @@ _check(*map(int, _sys.argv[1:4]), *_sys.argv[4:])
 '''
 )
 
-COMBINED = _BLOCK_NETWORK + """
+COMBINED = (
+    _BLOCK_NETWORK
+    + """
 import os, sys
 
 def main(ctl, no_net, paths, run=exec, read=os.read, write=os.write, exit_=os._exit):
@@ -240,3 +248,4 @@ def main(ctl, no_net, paths, run=exec, read=os.read, write=os.write, exit_=os._e
 
 main(int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:])
 """
+)

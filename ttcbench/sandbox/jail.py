@@ -151,7 +151,7 @@ def isolation() -> Isolation:
     # library, and a venv may live under /tmp, which the sandbox replaces with its own dir.
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     prefix = os.path.realpath(sys.base_prefix)
-    prefixes = () if prefix.startswith("/usr/") else (prefix,)
+    prefixes = () if f"{prefix}/".startswith("/usr/") else (prefix,)
     bwrap = find_bwrap()
     needed = [prefix, *(_bwrap_needs(bwrap) if bwrap else [])]
     closed = {a for p in needed if (a := _closed_ancestor(p))} if root else set()
@@ -201,6 +201,9 @@ class SandboxLimits:
     max_processes: int = 64
     max_output_bytes: int = 1_000_000
     max_file_mb: int = 16
+    tmp_mb: int = 64
+    """Size of the run's /tmp (with bubblewrap; /run and /dev/shm get 8 MiB at most): its
+    files live in memory, bounded here, not on the host's disk."""
 
 
 def _status(pid: str) -> tuple[int, bool] | None:
@@ -285,6 +288,17 @@ def _private_mounts(iso: Isolation, workdir: str, shadow_tmp: bool) -> None:
         os.chdir("/tmp")  # the workdir, now also seen as /tmp
 
 
+def _remove_tree(path: str) -> None:
+    """Delete a run's temp dir whatever the program left in it.  shutil.rmtree recurses (on
+    Python 3.11) and gives up on a tree 1,000 levels deep, which one loop of mkdir/chdir
+    makes; rm -rf does not."""
+    try:
+        shutil.rmtree(path)
+    except (RecursionError, OSError):
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
 def _system_dirs() -> list[str]:
     """bwrap arguments that show /usr and the usual top-level links to it, read-only."""
     args: list[str] = []
@@ -304,11 +318,13 @@ class Jail:
         self.iso, self.limits = iso, limits
         self.uid: int | None = None
         self.workdir = ""
+        self.files: list[str] = []
 
     def setup(self, files: dict[str, str]) -> None:
         """A fresh dir owned by the sandbox uid; the files in it stay root-owned, read-only."""
         self.uid = _allocate_uid() if self.iso.uid_drop else None
         self.workdir = tempfile.mkdtemp(prefix="ttcsbx-")
+        self.files = list(files)
         for name, text in files.items():
             path = os.path.join(self.workdir, name)
             with open(path, "w", encoding="utf-8", errors="replace") as f:  # lone surrogates
@@ -327,11 +343,20 @@ class Jail:
         if not self.iso.bwrap:
             return list(argv)
         binds = [a for p in self.iso.prefixes for a in ("--ro-bind", p, p)]
+        files = [a for name in self.files for a in
+                 ("--ro-bind", os.path.join(self.workdir, name), f"/tmp/{name}")]  # fmt: skip
+        tmp, small = str(self.limits.tmp_mb << 20), str(min(self.limits.tmp_mb, 8) << 20)
         return [
             self.iso.bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
             "--die-with-parent", "--new-session", "--hostname", "sandbox",
-            *_system_dirs(), *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run",
-            "--bind", self.workdir, "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
+            *_system_dirs(), *binds, "--proc", "/proc", "--dev", "/dev",
+            # Writable places are tmpfs of a fixed size (their pages escape RLIMIT_AS and a
+            # host dir would take the host's disk); everything else is read-only.
+            "--perms", "1777", "--size", tmp, "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", small, "--tmpfs", "/dev/shm",
+            "--perms", "0755", "--size", small, "--tmpfs", "/run", *files,
+            "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
+            "--remount-ro", "/dev", "--remount-ro", "/",
             "--chdir", "/tmp", "--", *argv,
         ]  # fmt: skip
 
@@ -405,10 +430,12 @@ class Jail:
 
     def close(self) -> None:
         """Remove every trace of the run (its processes are dead by now)."""
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        with _uid_lock:
-            _uids_in_use.discard(self.uid if self.uid is not None else -1)
+        try:
+            if self.workdir:
+                _remove_tree(self.workdir)
+        finally:
+            with _uid_lock:
+                _uids_in_use.discard(self.uid if self.uid is not None else -1)
 
 
 _reported: set[str] = set()

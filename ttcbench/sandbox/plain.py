@@ -87,7 +87,8 @@ def _enc(x: Any) -> Any:  # noqa: C901 -- one flat dispatch on the exact type re
 
 
 def decode(text: str | bytes) -> Any:
-    """The value ``encode`` wrote; ValueError for anything else (the writer is untrusted)."""
+    """The value ``encode`` wrote; ValueError for anything else (the writer is untrusted).
+    The limits are encode's, so whatever decodes can be encoded again."""
     try:
         return _dec(json.loads(text))
     except (RecursionError, TypeError, KeyError, IndexError, decimal.InvalidOperation) as exc:
@@ -118,9 +119,11 @@ def _dec(x: Any) -> Any:
         raise TypeError("malformed value")
     tag, payload = x
     if tag in _PAIRS:
+        if type(payload) is not list or len(payload) > MAX_ITEMS:
+            raise TypeError("malformed mapping")
         return _BUILD[tag]([(_dec(k), _dec(v)) for k, v in payload])
     if tag in _BUILD:
-        if type(payload) is not list:
+        if type(payload) is not list or len(payload) > MAX_ITEMS:
             raise TypeError("malformed container")
         return _BUILD[tag]([_dec(v) for v in payload])
     if tag in ("bytes", "bytearray"):

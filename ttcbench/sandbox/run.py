@@ -306,7 +306,8 @@ class _Split:
                     with contextlib.suppress(OSError):
                         os.close(fd)
             for jail in self.jails:
-                jail.close()
+                with contextlib.suppress(Exception):  # one failed clean-up must not skip the next
+                    jail.close()
 
     def supervise(
         self, sol: subprocess.Popen[bytes], test: subprocess.Popen[bytes], start: float
@@ -357,6 +358,8 @@ class _Split:
             if status == "passed":  # exit status 0 before answering every call
                 return "exited_early", "the program exited with status 0 before the tests ran"
             return status, error
+        if test_rc == harness.TAINTED and kind == "tainted":
+            return "failed", str(value)
         status, error = classify(self.limits, test_rc, None, test_err)
         return ("failed", "the test process ended without a verdict") if status == "passed" else (
             status, error)  # fmt: skip
