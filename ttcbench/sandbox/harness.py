@@ -14,9 +14,9 @@
 
 Exit codes of the test side: 0 all tests ran and passed, 1 a test failed (traceback on
 stderr), 3 an argument the tests pass is not plain data (the parent falls back to
-``COMBINED``), 4 the solution side died or answered garbage (a failure), 5 an argument that is not plain
-data after the program had answered a call (a failure: such a value may come from the
-program, which must never choose the fallback).
+``COMBINED``), 4 the solution side died or answered garbage (a failure), 5 an argument that
+is not plain data after the program had answered a call (a failure: such a value may come
+from the program, which must never choose the fallback).
 """
 
 from __future__ import annotations
