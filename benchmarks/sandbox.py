@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N problems (tests)")
     args = parser.parse_args(argv)
     iso = isolation()
-    mode = "bubblewrap" if iso.bwrap else "no bubblewrap"
+    mode = "bubblewrap" if getattr(iso, "bwrap", None) else "no bubblewrap"  # old: no field
     print(f"isolation: {mode}, network {network_isolation()}, uid drop {iso.uid_drop}")
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores; load average before: {os.getloadavg()[0]:.1f}")

@@ -29,7 +29,20 @@ MAX_REPLY_BYTES = 64 << 20
 _PLAIN = (Path(__file__).with_name("plain.py")).read_text(encoding="utf-8")
 _PLAIN = _PLAIN.replace("from __future__ import annotations\n", "")
 
-_BLOCK_NETWORK = """
+_PRELUDE = """
+def _site_builtins():
+    # python -S skips `site`, which is what adds exit() and quit(): programs use them.
+    import builtins
+
+    def quit(code=None):
+        raise SystemExit(code)
+
+    builtins.exit = builtins.quit = quit
+
+
+_site_builtins()
+
+
 def _block_network():
     import _socket, socket
 
@@ -43,7 +56,7 @@ def _block_network():
 
 SOLUTION_SIDE = (
     _PLAIN
-    + _BLOCK_NETWORK
+    + _PRELUDE
     + '''
 import os as _os, sys as _sys
 
@@ -224,7 +237,7 @@ _check(*map(int, _sys.argv[1:4]), *_sys.argv[4:])
 )
 
 COMBINED = (
-    _BLOCK_NETWORK
+    _PRELUDE
     + """
 import os, sys
 

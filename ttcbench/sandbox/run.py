@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ttcbench.sandbox import harness
 from ttcbench.sandbox import jail as _jail
 from ttcbench.sandbox.decompose import can_split
-from ttcbench.sandbox.jail import Jail, SandboxLimits
+from ttcbench.sandbox.jail import PYTHON_FLAGS, Jail, SandboxLimits
 from ttcbench.sandbox.plain import decode
 
 DEFAULT_LIMITS = SandboxLimits()
@@ -211,7 +211,7 @@ def _combined(files: dict[str, str], limits: SandboxLimits, sentinel: str) -> Ex
             ctl, child_ctl = socket.socketpair()
         fd = child_ctl.fileno() if child_ctl else -1
         no_net = str(int(not _has_netns()))
-        argv = [iso.python, "-I", "_harness.py", str(fd), no_net, *files]
+        argv = [iso.python, *PYTHON_FLAGS, "_harness.py", str(fd), no_net, *files]
         start, watch = time.monotonic(), _Watch(limits)
         proc = _start(jail, argv, (fd,) if fd >= 0 else ())
         if isinstance(proc, str):
@@ -281,12 +281,12 @@ class _Split:
         py, no_net = self.iso.python, str(int(not _has_netns()))
         start, procs = time.monotonic(), []
         try:
-            sol = _start(sol_jail, [py, "-I", "_solution_side.py", str(req_r), str(rep_w),
+            sol = _start(sol_jail, [py, *PYTHON_FLAGS, "_solution_side.py", str(req_r), str(rep_w),
                                     no_net, "solution.py"], (req_r, rep_w))  # fmt: skip
             if isinstance(sol, str):
                 return _failed_start(sol)
             procs.append(sol)
-            test = _start(test_jail, [py, "-I", "_test_side.py", str(req_w), str(rep_r),
+            test = _start(test_jail, [py, *PYTHON_FLAGS, "_test_side.py", str(req_w), str(rep_r),
                                       str(ver_w), self.entry_point, "prompt.py", "tests.py"],
                           (req_w, rep_r, ver_w))  # fmt: skip
             if isinstance(test, str):
