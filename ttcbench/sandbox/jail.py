@@ -17,7 +17,8 @@ The isolation, probed once (``isolation()``):
   namespace (a private ``/tmp``), otherwise nothing but rlimits and a disabled socket module.
   ``isolation().missing`` lists what is lost and the run says it once (``report``).
 Always: rlimits (CPU, address space, file size, no core, processes), an allow-listed
-environment (no API keys), ``python -I -S`` (the standard library only), a new session, and a temp dir deleted afterwards.
+environment (no API keys), ``python -I -S`` (the standard library only), a new session, and a
+temp dir deleted afterwards.
 """
 
 from __future__ import annotations
