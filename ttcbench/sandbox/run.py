@@ -1,7 +1,8 @@
 """Run model-written code and decide, on evidence it cannot forge, whether it passed its tests.
 
-``run_tests`` splits a graded run in two processes, each in a jail of its own (``jail``):
-the solution side runs the untrusted program and answers calls; the test side runs the task's
+``run_tests`` splits a graded run in two processes: the solution side, in the full jail
+(``jail``), runs the untrusted program and answers calls; the test side, which the jail cannot
+see (its own uid, limits and /tmp, outside the jail's namespaces), runs the task's
 tests with the function under test bound to a proxy (``harness``).  Arguments and results
 cross as plain data (``plain``), so every comparison is made by the test side between builtin
 values, and the tests, the expected values and the verdict never enter a process that runs
@@ -18,6 +19,7 @@ False and runs count them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import select
@@ -265,7 +267,11 @@ class _Split:
 
     def __init__(self, limits: SandboxLimits, entry_point: str) -> None:
         self.iso, self.limits, self.entry_point = _jail.report_once(), limits, entry_point
-        self.jails = [Jail(self.iso, limits), Jail(self.iso, limits)]
+        # The test side runs trusted code and needs no namespaces of its own to stay apart:
+        # the solution side cannot see it (own PID and mount namespaces, another uid).  It
+        # gets the rlimits, a uid and a private /tmp, and saves a bwrap start per grade.
+        trusted = dataclasses.replace(self.iso, bwrap=None, netns=False)
+        self.jails = [Jail(self.iso, limits), Jail(trusted, limits)]
         self.watch = _Watch(limits)
 
     def execute(self, solution: str, tests: str, setup: str) -> ExecutionResult | None:
@@ -331,7 +337,7 @@ class _Split:
             verdict = "output_limit"
         if kind == "undecomposable":
             return None
-        test_rc = _returncode(test.returncode, bool(self.iso.bwrap))
+        test_rc = test.returncode  # not under bwrap: a signal is a negative status
         stdout = watch.text(sol_out, "stdout")
         sol_err, test_err = watch.text(sol_out, "stderr"), watch.text(test_out, "stderr")
         status, error = self.judge(verdict, test_rc, kind, value, sol_rc, sol_err, test_err)
