@@ -103,15 +103,11 @@ class BadInput:
 
 
 BAD_INPUTS = {
-    "unknown-task": BadInput(
-        ("task=nope",), ("task/nope", "Available options", "arithmetic"), True
-    ),
+    "unknown-task": BadInput(("task=nope",), ("unknown task 'nope'", "arithmetic")),
     "unknown-strategy": BadInput(
-        ("strategy=nope",), ("strategy/nope", "Available options", "majority_vote", "single"), True
+        ("strategy=nope",), ("unknown strategy 'nope'", "majority_vote", "single")
     ),
-    "unknown-budget": BadInput(
-        ("budget=nope",), ("budget/nope", "Available options", "pow2_16"), True
-    ),
+    "unknown-budget": BadInput(("budget=nope",), ("unknown budget 'nope'", "pow2_16")),
     "unknown-provider": BadInput(
         ("model=nosuchprovider/foo",), ("nosuchprovider/foo", "litellm", "provider")
     ),

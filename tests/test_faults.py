@@ -14,6 +14,7 @@ import pytest
 
 import ttcbench
 from ttcbench.store import SampleStore
+from ttcbench.types import IncompleteRun
 
 
 def overrides(results: Path, api_base: str, *extra: str) -> list[str]:
@@ -57,13 +58,17 @@ def test_requests_use_provider_n(results: Path, fake_openai) -> None:
     assert (per_problem["completion_tokens"] == 56).all()
 
 
-def test_permanent_error_is_recorded_not_scored(results: Path, fake_openai) -> None:
-    fake_openai.enqueue(401)  # authentication: permanent, never retried
-    run_dir = ttcbench.run(overrides(results, fake_openai.api_base, "strategy=single"))
-    assert len(fake_openai.requests) == 2
+def test_failed_call_is_recorded_not_scored(results: Path, fake_openai) -> None:
+    # (A refusal such as a 401 stops the job instead: tests/test_fail_fast.py.)
+    fake_openai.enqueue(200)
+    fake_openai.enqueue(500, times=4)  # the other problem's request outlasts its retries
+    with pytest.raises(IncompleteRun) as caught:
+        ttcbench.run(overrides(results, fake_openai.api_base, "strategy=single"))
+    run_dir = caught.value.run_dir  # type: ignore[attr-defined]
+    assert len(fake_openai.requests) == 5
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     failed = calls[calls["error"].notna()]
-    assert len(failed) == 1 and "401" in failed.iloc[0]["error"]
+    assert len(failed) == 1 and "500" in failed.iloc[0]["error"]
     attempts = SampleStore(run_dir / "store.sqlite").attempts_frame()
     assert attempts["score"].isna().sum() == 1  # not scored as wrong
     summary = pd.read_csv(run_dir / "summary.csv")
@@ -72,16 +77,16 @@ def test_permanent_error_is_recorded_not_scored(results: Path, fake_openai) -> N
 
     # Re-running retries only the failed call and replaces its row: no duplicates.
     ttcbench.run(overrides(results, fake_openai.api_base, "strategy=single"))
-    assert len(fake_openai.requests) == 3
+    assert len(fake_openai.requests) == 6
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     assert len(calls) == 2 and calls["error"].isna().all()
 
 
 def test_retries_give_up_after_max_attempts(results: Path, fake_openai) -> None:
     fake_openai.enqueue(500, times=4)
-    run_dir = ttcbench.run(
-        overrides(results, fake_openai.api_base, "strategy=single", "task.limit=1")
-    )
+    with pytest.raises(IncompleteRun) as caught:
+        ttcbench.run(overrides(results, fake_openai.api_base, "strategy=single", "task.limit=1"))
+    run_dir = caught.value.run_dir  # type: ignore[attr-defined]
     assert len(fake_openai.requests) == 4
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     assert calls.iloc[0]["error"].startswith("InternalServerError")

@@ -10,22 +10,35 @@ import asyncio
 import logging
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ttcbench.config_errors import (
+    check_command_line,
+    check_known_keys,
+    composition_errors,
+)
+from ttcbench.disk_errors import storage_errors
 from ttcbench.job import JobConfig, JobResult, LoggerConfig, run_job
 from ttcbench.models.client import ModelSpec, RetryPolicy, Sampling
+from ttcbench.records import write_yaml
+from ttcbench.redact import Redactor, redact_log_records
+from ttcbench.runlock import LOCK_NAME
 from ttcbench.strategies import Strategy
 from ttcbench.tasks.registry import TaskRequest
-from ttcbench.types import ConfigError, TtcbenchError
+from ttcbench.types import ConfigError, RunFolderBusy, TtcbenchError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -62,11 +75,13 @@ def register_model_strings(overrides: Sequence[str]) -> None:
 def to_job(cfg: DictConfig) -> JobConfig:
     """Plain-Python job config from the composed Hydra config (validated downstream)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    check_known_keys(plain, CONF_DIR)
     strategy = build(plain["strategy"])
     if not isinstance(strategy, Strategy):
         raise ConfigError(f"strategy config {plain['strategy']['name']!r} must build a Strategy")
     sampling = dict(plain["sampling"])
-    sampling["stop"] = tuple(sampling["stop"]) if sampling.get("stop") else None
+    stop = sampling.get("stop")  # one string is one stop sequence, not one per character
+    sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop) if stop else None
     logger = dict(plain["logger"])
     return JobConfig(
         run_dir=Path(plain["run_dir"]),
@@ -83,7 +98,38 @@ def to_job(cfg: DictConfig) -> JobConfig:
         retry=RetryPolicy(**plain["retry"]),
         cache_path=Path(plain["cache"]["path"]) if plain["cache"]["enabled"] else None,
         logger=LoggerConfig(logger.pop("kind"), logger),
+        hydra_files=hydra_records(cfg),
     )
+
+
+def hydra_records(cfg: DictConfig) -> dict[str, Any]:
+    """The three `.hydra/` files, for the job to write (redacted) once its checks pass:
+    Hydra would write them before any check (conf/config.yaml sets `hydra.output_subdir:
+    null`), so a refused command would rewrite a finished run's record. None when composed
+    without Hydra's runtime (`ttcbench.run()`), which never wrote them."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    return {
+        "config.yaml": OmegaConf.to_container(cfg, resolve=False),
+        "hydra.yaml": {"hydra": OmegaConf.to_container(hydra_cfg, enum_to_str=True)},
+        "overrides.yaml": list(hydra_cfg.overrides.task),
+    }
+
+
+def redact_sweep_config() -> None:
+    """Redact the secrets in the `multirun.yaml` Hydra's sweeper writes to the sweep folder
+    before any job starts (every job does it: the file is the same for all)."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    path = Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"
+    if hydra_cfg.mode != RunMode.MULTIRUN or not path.is_file():
+        return
+    content = yaml.safe_load(path.read_text())
+    redacted = Redactor(content, list(hydra_cfg.overrides.task))(content)
+    if redacted != content:
+        write_yaml(path, redacted)
 
 
 CONFIG_ONLY_KEYS = ("name", "label")
@@ -138,7 +184,7 @@ def discard_unused_run_dir(run_dir: Path, results_dir: Path) -> None:
     and the parent folders that this leaves empty, up to `results_dir`."""
     if not run_dir.is_dir() or (run_dir / "store.sqlite").exists():
         return
-    if not all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+    if not all(p.name in (".hydra", LOCK_NAME) or p.suffix == ".log" for p in run_dir.iterdir()):
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     for parent in run_dir.parents:
@@ -156,8 +202,13 @@ def quiet_libraries() -> None:
 def execute(cfg: DictConfig) -> JobResult:
     """Run one composed config; bad input removes the empty run folder and re-raises."""
     quiet_libraries()
+    redact_sweep_config()
     try:
-        return run_job(to_job(cfg))
+        job = to_job(cfg)
+        with storage_errors(job.run_dir, job.cache_path):  # a full disk: one line, resumable
+            return run_job(job)
+    except RunFolderBusy:  # the folder is another process's: never remove anything there
+        raise
     except TtcbenchError:
         discard_unused_run_dir(Path(str(cfg.run_dir)), Path(str(cfg.results_dir)))
         raise
@@ -178,17 +229,26 @@ def _hydra_main(cfg: DictConfig) -> None:
         f"run folder: {result.run_dir}  (model requests: {result.model_requests}, "
         f"errors: {result.errors}, wall: {result.wall_s:.1f}s)"
     )
-    if result.errors:
-        print(
-            f"ttcbench: {result.errors} attempts failed on provider errors and are excluded "
-            "from accuracy; re-run the same command to retry them.",
-            file=sys.stderr,
-        )
+    # A run with failed calls never gets here: run_job raises IncompleteRun (exit 4) or
+    # ProviderError (exit 3), and the table of an incomplete run is not printed as a result.
 
 
 def main() -> None:
     """Console entry point."""
+    redact_log_records(Redactor(sys.argv[1:]))
     register_model_strings(sys.argv[1:])
+    # A full disk fails every write to Hydra's job log: no traceback per log line.
+    logging.raiseExceptions = False
+    # A job stopped by an error cancels its queued requests; litellm's coroutines that never
+    # started then warn in three lines beside our one (they cost nothing: never sent).
+    warnings.filterwarnings(
+        "ignore", r"coroutine '.*acompletion' was never awaited", RuntimeWarning
+    )
+    try:  # Hydra would print a composition error in many lines and exit 1
+        check_command_line(sys.argv[1:], CONF_DIR)
+    except TtcbenchError as err:
+        print(f"ttcbench: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     _hydra_main()
 
 
@@ -201,7 +261,7 @@ def run(overrides: Sequence[str] = (), *, progress: bool = False) -> Path:
 
     overrides = [*overrides, f"runner.progress={str(progress).lower()}"]
     register_model_strings(overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with composition_errors(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     try:
         asyncio.get_running_loop()

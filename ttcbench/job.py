@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,20 @@ import yaml
 
 from ttcbench.analysis.plots import plot_accuracy_vs_compute
 from ttcbench.analysis.summary import summarize, to_markdown
-from ttcbench.loggers import RunLogger, make_logger
+from ttcbench.disk_errors import check_writable
+from ttcbench.loggers import RunLogger
 from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
-from ttcbench.runner import Progress, run_problems
+from ttcbench.preflight import check_logprobs, check_public_tests, check_sampling
+from ttcbench.records import write_records
+from ttcbench.redact import redact
+from ttcbench.runlock import RunLock
+from ttcbench.runner import run_problems
 from ttcbench.sampler import RunInfo, Sampler
 from ttcbench.store import CallCache, SampleStore
 from ttcbench.strategies import Strategy
 from ttcbench.tasks.registry import Task, TaskRequest, load_suite
-from ttcbench.types import ConfigError
+from ttcbench.tracking import start_logger, start_progress
+from ttcbench.types import ConfigError, IncompleteRun, ProviderError
 
 log = logging.getLogger("ttcbench")
 
@@ -61,6 +67,10 @@ class JobConfig:
     cache_path: Path | None = None
     logger: LoggerConfig = LoggerConfig()
     progress: bool = True
+    hydra_files: dict[str, Any] = field(default_factory=dict)
+    """`.hydra/` file name -> content (cli.py), written with config.yaml once checks pass."""
+    tracker: RunLogger | None = None
+    """The job's started logger (set by `run_job`): samples are fed to it as they are stored."""
 
 
 @dataclass
@@ -100,7 +110,8 @@ def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return
-    previous = yaml.safe_load(saved.read_text()) or {}
+    # config.yaml holds the redacted config (an older ttcbench's may not): compare like with like
+    previous, config = redact(yaml.safe_load(saved.read_text()) or {}), redact(config)
     changed = [k for k in IDENTITY_KEYS if previous.get(k) != config.get(k)]
     if changed:
         raise ConfigError(
@@ -110,11 +121,17 @@ def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
 
 
 def prepare(job: JobConfig) -> tuple[Task, ModelClient, list[int]]:
-    """All checks that need no run folder: budgets, model and key, task data."""
+    """All checks that need no run folder and no request: budgets, sampling values, what the
+    verifier needs of the model and the problems, model and key, task data."""
     budgets = validate_budgets(job.budgets)
     job.strategy.check_budgets(budgets)
+    check_sampling(job.sampling)
+    check_writable(job.run_dir, *([job.cache_path] if job.cache_path else []))
+    verifier = getattr(job.strategy, "verifier", None)
+    check_logprobs(verifier, job.model)
     client = ModelClient(job.model, job.retry)
     task = load_suite(job.task, job.tasks)
+    check_public_tests(verifier, task.problems)
     if "code" in task.family.split("+"):
         check_sandbox(bool((job.config.get("sandbox") or {}).get("require_isolation")))
     check_run_folder(job.run_dir, job.config)
@@ -137,14 +154,27 @@ def check_sandbox(require_isolation: bool) -> None:
 def run_job(job: JobConfig) -> JobResult:
     """Run (or resume) one job and write its folder; returns where and what it produced."""
     task, client, budgets = prepare(job)
+    with RunLock(job.run_dir):  # one writer per run folder, or RunFolderBusy (exit 5)
+        check_run_folder(job.run_dir, job.config)  # again: another process may have started it
+        write_records(job.run_dir, job.config, job.hydra_files)
+        tracker = start_logger(job)
+        try:
+            return sample_and_finish(replace(job, tracker=tracker), task, client, budgets)
+        except BaseException:  # log_run finishes the tracker of a job that succeeds
+            getattr(tracker, "fail", tracker.finish)()  # what was fed stays in the tracker
+            raise
+
+
+def sample_and_finish(
+    job: JobConfig, task: Task, client: ModelClient, budgets: list[int]
+) -> JobResult:
+    """Sample what the store lacks, then summarise; the caller holds the run folder."""
     started = time.perf_counter()
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    (job.run_dir / "config.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
     run_id = run_id_for(job.config)
     store = SampleStore(job.run_dir / "store.sqlite")
     cache = CallCache(job.cache_path) if job.cache_path else None
     calls_before = store.count_calls()
-    progress = Progress(len(task.problems) * job.strategy.planned_calls(budgets), job.progress)
+    progress = start_progress(job, len(task.problems) * job.strategy.planned_calls(budgets), store)
     sampler = Sampler(
         client,
         job.sampling,
@@ -177,14 +207,35 @@ def run_job(job: JobConfig) -> JobResult:
             f"({saved - calls_before} new). Re-run the same command to resume: stored calls "
             "are not requested again."
         ) from None
+    except ProviderError:  # refused: no summary of a run that did not happen, exit 3
+        store.close()
+        if cache is not None:
+            cache.close()
+        raise
     finally:
         progress.close()
     wall = time.perf_counter() - started
     result = finish(job, task, store, client.requests_sent, wall)
+    failed = store.count_calls() - store.count_successful_calls()
     store.close()
     if cache is not None:
         cache.close()
+    if failed or result.errors:
+        raise incomplete(job, failed, result.errors, progress.last_error)
     return result
+
+
+def incomplete(job: JobConfig, calls: int, attempts: int, last: str | None) -> IncompleteRun:
+    """The one line for a run that finished with failed calls (transient errors that
+    outlasted their retries, or errors about one prompt): what failed, why, and how to
+    resume; the error says where the run folder is for `ttcbench.run()` callers."""
+    err = IncompleteRun(
+        f"{calls} model calls failed after their retries ({attempts} attempts excluded from "
+        f"accuracy); last error: {last or 'unknown'}. The rest is stored in {job.run_dir}: "
+        "re-run the same command to resume (stored calls are not requested again)."
+    )
+    err.run_dir = job.run_dir  # type: ignore[attr-defined]
+    return err
 
 
 def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: float) -> JobResult:
@@ -202,7 +253,7 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         per_task = summarize(attempts, by=("task",))
         per_task.to_csv(run_dir / "summary_by_task.csv", index=False)
         markdown += "\nPer task:\n\n" + to_markdown(per_task)
-    markdown += truncation_note(store) + untrusted_note(store)
+    markdown += truncation_note(store) + untrusted_note(store) + failed_note(store)
     (run_dir / "summary.md").write_text(header + markdown)
     title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
     plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)
@@ -245,6 +296,18 @@ def truncation_note(store: SampleStore, warn_above: float = 0.1) -> str:
     return line + "\n"
 
 
+def failed_note(store: SampleStore) -> str:
+    """A line saying the run is incomplete, so a summary of part of a run is never read as
+    the result: failed calls are retried when the same command is run again."""
+    failed = store.count_calls() - store.count_successful_calls()
+    if not failed:
+        return ""
+    return (
+        f"\n**Incomplete run**: {failed} model calls failed after their retries; their "
+        "attempts are excluded above. Re-run the same command to resume.\n"
+    )
+
+
 def untrusted_note(store: SampleStore) -> str:
     """A line for the summary counting code grades whose tests could not run apart from the
     program (``trusted_compare`` false: tests that use the program's own classes)."""
@@ -267,17 +330,13 @@ def log_run(
     wall: float,
     report: Any = None,
 ) -> None:
-    """Send the run to W&B (or nowhere): samples streamed from the store in chunks, and the
-    report's figures, tables and headline numbers when one was built."""
-    logger: RunLogger = make_logger(
-        job.logger.kind,
-        run_dir=job.run_dir,
-        config=job.config,
-        name=str(job.config["name"]),
-        **job.logger.options,
-    )
-    for rows in store.iter_call_rows():
-        logger.log_samples(rows)
+    """Send the run to W&B (or nowhere): the curve, summary, files and the report's figures,
+    tables and headline numbers. `run_job` started the tracker and fed it the samples as they
+    were stored; without one (a job finished by other code) it starts one and streams them
+    from the store in chunks."""
+    logger = job.tracker
+    if logger is None:
+        logger = start_logger(job, final=True)
     logger.log_curve(summary.to_dict("records"))
     final = summary.sort_values("budget").groupby("strategy").tail(1)
     logger.log_summary(

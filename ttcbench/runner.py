@@ -17,20 +17,39 @@ from ttcbench.types import Attempt, Call, Problem
 
 
 class Progress:
-    """A tqdm bar over planned calls with running token and cost totals (ETA from tqdm)."""
+    """A tqdm bar over planned calls with running token and cost totals (ETA from tqdm).
 
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.bar = tqdm(total=total, unit="call", disable=not enabled, dynamic_ncols=True)
+    A resumed run's bar starts at `stored`, the calls its store already holds (the sampler
+    reuses them without reporting them), so it ends at the planned total, not short of it.
+    `on_call`, if given, sees every reported call too (the tracker's live sample feed).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        enabled: bool = True,
+        stored: int = 0,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.bar = tqdm(
+            total=total, initial=stored, unit="call", disable=not enabled, dynamic_ncols=True
+        )
+        self._also = on_call
         self.tokens = 0
         self.cost = 0.0
         self.cached = 0
         self.errors = 0
+        self.last_error: str | None = None
+        """The last failed call's error, for the line that ends an incomplete run."""
 
     def on_call(self, call: Call) -> None:
         self.tokens += call.total_tokens
         self.cost += call.cost_usd if not call.cached else 0.0
         self.cached += call.cached
         self.errors += call.error is not None
+        self.last_error = call.error or self.last_error
+        if self._also is not None:
+            self._also(call)
         self.bar.update(1)
         self.bar.set_postfix(
             tokens=self.tokens,

@@ -104,9 +104,9 @@ class Sampler:
         calls = {
             i: done[keys[i]] for i in indices if keys[i] in done and self._usable(done[keys[i]])
         }
-        for i in indices:
-            if i not in calls and (hit := self._from_cache(keys[i])) is not None:
-                calls[i] = self._record(problem, messages, role, i, keys[i], hit, grade)
+        cached = {i: self._from_cache(keys[i]) for i in indices if i not in calls}
+        hits = {i: hit for i, hit in cached.items() if hit is not None}
+        calls.update(self._keep(problem, messages, role, keys, hits, grade))
         missing = [i for i in indices if i not in calls]
         shared = {i: self._in_flight[keys[i]] for i in missing if keys[i] in self._in_flight}
         own = [i for i in missing if i not in shared]
@@ -121,9 +121,8 @@ class Sampler:
         )
         for chunk_calls in results:
             calls.update(chunk_calls)
-        for i, future in shared.items():
-            completion = await future
-            calls[i] = self._record(problem, messages, role, i, keys[i], completion, grade)
+        answers = {i: await future for i, future in shared.items()}
+        calls.update(self._keep(problem, messages, role, keys, answers, grade))
         return [calls[i] for i in indices]
 
     def _chunks(self, run: list[int]) -> list[list[int]]:
@@ -149,16 +148,14 @@ class Sampler:
             for i in chunk:
                 self._in_flight.pop(keys[i]).cancel()
             raise
-        for i, completion in zip(chunk, completions, strict=True):
+        answers = dict(zip(chunk, completions, strict=True))
+        for i, completion in answers.items():
             self._in_flight.pop(keys[i]).set_result(completion)
-        out = {}
-        for i, completion in zip(chunk, completions, strict=True):
-            call = self._record(
-                problem, messages, role, i, keys[i], completion, grade, started=started
-            )
-            if call.error is None and self.cache is not None:
-                self.cache.put(call.key, self.client.spec.model, asdict(completion))
-            out[i] = call
+        out = self._keep(problem, messages, role, keys, answers, grade, started=started)
+        if self.cache is not None:  # after the store; each is one transaction per request
+            model = self.client.spec.model
+            good = [(keys[i], model, asdict(c)) for i, c in answers.items() if c.error is None]
+            self.cache.put_many(good)
         return out
 
     def _from_cache(self, key: str) -> Completion | None:
@@ -172,6 +169,29 @@ class Sampler:
         text = done.output if isinstance(done, Call) else done.text
         return not (self.client.spec.logprobs and text and done.mean_logprob is None)
 
+    def _keep(
+        self,
+        problem: Problem,
+        messages: Messages,
+        role: str,
+        keys: dict[int, str],
+        answers: dict[int, Completion],
+        grade: bool,
+        started: float | None = None,
+    ) -> dict[int, Call]:
+        """Grade and store these samples in one transaction, then report them: a process
+        killed at any instant leaves all of one request's samples stored or none, so the
+        resume asks for exactly the same request (same first index, same seed)."""
+        calls = {
+            i: self._record(problem, messages, role, i, keys[i], completion, grade, started)
+            for i, completion in answers.items()
+        }
+        if calls:
+            self.store.put_calls(list(calls.values()))
+        for call in calls.values():
+            self._on_call(call)
+        return calls
+
     def _record(
         self,
         problem: Problem,
@@ -183,7 +203,8 @@ class Sampler:
         grade: bool,
         started: float | None = None,
     ) -> Call:
-        """One row for the store: `started` is None for a sample paid for elsewhere (cached)."""
+        """One graded row (not yet stored): `started` is None for a sample paid for
+        elsewhere (cached)."""
         cached = started is None
         now = time.time()
         call = Call(
@@ -210,13 +231,13 @@ class Sampler:
             cached=cached,
             started_at=now - completion.latency_s if started is None else started,
             finished_at=now,
+            attempts=0 if cached else completion.attempts,  # no request made for this row
+            retry_wait_s=0.0 if cached else completion.retry_wait_s,
         )
         if grade and call.error is None and call.output is not None:
             verdict = self.grader(call.output, problem)
             call.extracted, call.score = verdict.extracted, verdict.score
             call.trusted_compare = verdict.details.get("trusted_compare")
-        self.store.put_call(call)
-        self._on_call(call)
         return call
 
 

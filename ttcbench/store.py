@@ -100,6 +100,15 @@ class SampleStore:
     def put_call(self, call: Call) -> None:
         self._upsert("calls", _encode(call.to_row()))
 
+    def put_calls(self, calls: Sequence[Call]) -> None:
+        """Store several calls in one transaction: the samples of one request are all there
+        or none is, so a resume re-requests the whole request with its own seed."""
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN")
+            for call in calls:
+                row = _encode(call.to_row())
+                self._conn.execute(_upsert_sql("calls", row), list(row.values()))
+
     def put_attempts(self, attempts: Sequence[Attempt]) -> None:
         with self._lock, self._conn:
             self._conn.execute("BEGIN")
@@ -120,6 +129,11 @@ class SampleStore:
 
     def count_calls(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def count_successful_calls(self) -> int:
+        """Calls a re-run reuses (failed ones are requested again)."""
+        sql = "SELECT COUNT(*) FROM calls WHERE error IS NULL"
+        return int(self._conn.execute(sql).fetchone()[0])
 
     def count_truncated(self) -> tuple[int, int]:
         """(calls cut off at max_tokens, calls with an output): truncation is silent in the
@@ -203,9 +217,17 @@ class CallCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, model: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, model, json.dumps(payload))
+        self.put_many([(key, model, payload)])
+
+    def put_many(self, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Cache several (key, model, payload) entries in one transaction: one request's
+        samples are cached together or not at all (a half-cached request would be completed
+        by a request with another seed)."""
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)",
+                [(key, model, json.dumps(payload)) for key, model, payload in entries],
             )
 
     def close(self) -> None:

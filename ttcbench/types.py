@@ -115,6 +115,11 @@ class Call:
     """True when the output came from the shared cache (no model call paid in this run)."""
     started_at: float = 0.0
     finished_at: float = 0.0
+    attempts: int = 1
+    """Requests this call sent (1: no retry; 0: cached, none); `latency_s` is the answering
+    one's own time, so the run's requests are the sum of this column."""
+    retry_wait_s: float = 0.0
+    """Seconds lost to failed tries and backoff before the answer (not model time)."""
 
     @property
     def total_tokens(self) -> int:

@@ -12,6 +12,7 @@ from fakeserver import FakeOpenAI, solve_arithmetic
 import ttcbench
 from ttcbench.store import SampleStore
 from ttcbench.strategies.thinking_budget import ThinkingBudget
+from ttcbench.types import IncompleteRun
 
 FAKE_TOKENS = 7  # the fake server reports 7 completion tokens per sample, whatever max_tokens
 
@@ -105,12 +106,17 @@ def test_empty_or_wrong_answers_score_zero(results: Path, reply: str) -> None:
 def test_native_thinking_sends_anthropic_budget_tokens(results: Path) -> None:
     # litellm speaks Anthropic's Messages API to the fake server: the request is what a real
     # Anthropic endpoint would get; the fake's OpenAI-shaped reply cannot be parsed, so the
-    # calls are recorded as errors (one attempt each), never as wrong answers.
-    with FakeOpenAI(reply=lambda body: "The answer is 3") as server:
-        run_dir = run(results, server, "strategy.mode=native", "strategy.token_unit=1024",
-                      "budget.values=[1,2]", "sampling.max_tokens=100", "sampling.seed=null",
-                      "model.model=anthropic/claude-3-7-sonnet-20250219",
-                      "retry.max_attempts=1")  # fmt: skip
+    # calls are recorded as errors (one attempt each), never as wrong answers, and the run
+    # ends incomplete (exit 4).
+    with (
+        FakeOpenAI(reply=lambda body: "The answer is 3") as server,
+        pytest.raises(IncompleteRun) as caught,
+    ):
+        run(results, server, "strategy.mode=native", "strategy.token_unit=1024",
+            "budget.values=[1,2]", "sampling.max_tokens=100", "sampling.seed=null",
+            "model.model=anthropic/claude-3-7-sonnet-20250219",
+            "retry.max_attempts=1")  # fmt: skip
+    run_dir = caught.value.run_dir  # type: ignore[attr-defined]
     bodies = sorted(server.requests, key=lambda b: b["max_tokens"])
     assert [b["thinking"] for b in bodies] == [
         {"type": "enabled", "budget_tokens": 1024},

@@ -17,7 +17,7 @@ from ttcbench.cli import CONF_DIR, build
 from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
 from ttcbench.sampler import RunInfo, Sampler
 from ttcbench.store import CallCache, SampleStore
-from ttcbench.types import Call, ConfigError, Grade, Problem
+from ttcbench.types import Call, ConfigError, Grade, Problem, ProviderError
 from ttcbench.verifiers.llm_judge import LLMJudge, parse_score, parse_verdict
 
 PROBLEM = Problem(task="arithmetic", id="p0", prompt="Calculate 2 + 3.", answer="5")
@@ -151,16 +151,25 @@ def test_p_yes_is_the_fraction_of_readable_yes_votes(tmp_path: Path) -> None:
 
 def test_a_failed_judge_call_is_recorded_as_an_error_not_a_score(tmp_path: Path) -> None:
     with FakeOpenAI(reply=rubric_reply) as server:
-        server.enqueue(400)
+        server.enqueue(500, times=2)  # outlasts FAST_RETRY (a 400 would stop the job instead)
         sampler = make_sampler(tmp_path, fake_spec(server.api_base))
         judge = build_judge()
         (verdict,) = asyncio.run(judge.verify(PROBLEM, [candidate("The answer is 5", 0)], sampler))
-        assert len(server.requests) == 1  # a 400 is permanent: no retry
-        assert verdict.calls[0].error is not None and "400" in verdict.calls[0].error
+        assert len(server.requests) == 2
+        assert verdict.calls[0].error is not None and "500" in verdict.calls[0].error
         assert verdict.score == 0.0 and judge.unparsed == 0
         # A re-run retries the failed call (failed rows are never reused).
         (retried,) = asyncio.run(judge.verify(PROBLEM, [candidate("The answer is 5", 0)], sampler))
     assert retried.score == pytest.approx(0.9) and retried.calls[0].error is None
+
+
+def test_a_refused_judge_request_stops_the_job(tmp_path: Path) -> None:
+    with FakeOpenAI(reply=rubric_reply) as server:
+        server.enqueue(400, times=3)
+        sampler = make_sampler(tmp_path, fake_spec(server.api_base))
+        with pytest.raises(ProviderError, match="Invalid value for 'temperature'"):
+            asyncio.run(build_judge().verify(PROBLEM, [candidate("5", 0)], sampler))
+        assert len(server.requests) == 1  # no retry, and nothing more is sent
 
 
 def test_a_rerun_or_another_run_sharing_the_cache_makes_no_judge_request(tmp_path: Path) -> None:

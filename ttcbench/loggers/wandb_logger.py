@@ -27,7 +27,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec
 
@@ -36,6 +37,14 @@ from typing import Any, Concatenate, ParamSpec
 os.environ.setdefault("WANDB_SILENT", "true")
 
 import wandb  # noqa: E402
+
+from ttcbench.loggers.wandb_runs import (  # noqa: E402
+    folder_run_id,
+    offline_folders,
+    remove_superseded,
+    wait_for_a_fresh_name,
+)
+from ttcbench.redact import Redactor, redact  # noqa: E402
 
 _log = logging.getLogger("ttcbench")
 _P = ParamSpec("_P")
@@ -114,6 +123,18 @@ def _table_cell(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def redacted_argv() -> Iterator[None]:
+    """`sys.argv` with the secrets it holds (`model.extra.api_key=...`) redacted, for as
+    long as W&B reads it (its run metadata lists the command's arguments)."""
+    original = list(sys.argv)
+    sys.argv[:] = Redactor(original)(original)
+    try:
+        yield
+    finally:
+        sys.argv[:] = original
+
+
 def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten one sample row into table cells.
 
@@ -162,7 +183,10 @@ class WandbLogger:
         self._chunk_index = 0
         self._curve_metrics: set[str] = set()
         self._run: Any = None  # None once disabled or finished: every method then no-ops
+        self._superseded: list[Path] = []  # this folder's older offline runs (wandb_runs.py)
         try:
+            wandb_dir = Path(run_dir).absolute() / "wandb"
+            self._superseded = offline_folders(wandb_dir, folder_run_id(run_dir))
             self._run = self._init_run(project, group, name, config, run_dir, mode, entity, tags)
         except Exception as exc:  # the job must run even if W&B cannot start
             self._disable("wandb.init", exc)
@@ -187,20 +211,26 @@ class WandbLogger:
             symlink=False,  # saved files are hard-linked/copied, see the module docstring
         )
         init_kwargs: dict[str, Any] = {"mode": mode} if mode is not None else {}
-        return wandb.init(
-            project=project,
-            entity=entity,
-            group=group,
-            name=name,
-            tags=list(tags) or None,
-            config=_plain(config),
-            dir=str(run_dir),
-            # Hydra multirun may run several jobs in one process: each job gets its own
-            # run object and we never touch the global `wandb.run`.
-            reinit="create_new",
-            settings=settings,
-            **init_kwargs,
-        )
+        run_id = folder_run_id(run_dir)
+        wait_for_a_fresh_name(run_dir / "wandb", run_id)
+        with redacted_argv():  # W&B's metadata records the command line
+            return wandb.init(
+                project=project,
+                entity=entity,
+                group=group,
+                name=name,
+                tags=list(tags) or None,
+                config=_plain(redact(config)),
+                dir=str(run_dir),
+                # One W&B run per run folder: a re-run (resume) continues the same run id.
+                id=run_id,
+                resume="allow",
+                # Hydra multirun may run several jobs in one process: each job gets its own
+                # run object and we never touch the global `wandb.run`.
+                reinit="create_new",
+                settings=settings,
+                **init_kwargs,
+            )
 
     @property
     def enabled(self) -> bool:
@@ -308,10 +338,20 @@ class WandbLogger:
 
     @_guarded("finishing the run")
     def finish(self) -> None:
-        """Write the last partial chunk and close the run; later calls are no-ops."""
+        """Write the last partial chunk and close the run; later calls are no-ops. The
+        folder's older offline runs, which this complete one supersedes, are removed."""
         self._flush_samples()
         run, self._run = self._run, None
         run.finish()
+        remove_superseded(self._superseded)
+
+    @_guarded("closing the failed run")
+    def fail(self) -> None:
+        """Close the run of a job that failed, as failed; older offline runs are kept (one
+        may hold a finished run's summary, which this one lacks)."""
+        self._flush_samples()
+        run, self._run = self._run, None
+        run.finish(exit_code=1)
 
     def _disable(self, action: str, exc: BaseException) -> None:
         """Report a W&B failure in one warning line and turn every method into a no-op.

@@ -1,28 +1,32 @@
 """One async client for every model, through litellm: retries, `n`, tokens, latency, cost.
 
 Transient provider errors (429, 5xx, timeouts, dropped connections) are retried with
-exponential backoff by tenacity; anything else is permanent and comes back as a completion
-carrying `error`, so the runner records it instead of scoring it as a wrong answer.
+exponential backoff, honouring the server's `Retry-After`; the job stops at the first refusal
+no retry fixes (bad key, no permission, unknown model, bad request: `ProviderError`), and
+until a first success a server that cannot be reached at all counts as such a refusal. Other
+errors come back as a completion carrying `error`, so the runner records it instead of
+scoring it as a wrong answer. Model time is the successful attempt's own; failed attempts and
+backoff are counted apart (`retry_wait_s`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
+import re
+import socket
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
 import litellm
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from ttcbench.models.local import PROVIDER as LOCAL_PROVIDER
 from ttcbench.models.local import register_local_provider
-from ttcbench.types import ConfigError
+from ttcbench.types import ConfigError, ProviderError
 
 litellm.suppress_debug_info = True  # no "Give Feedback" banners in our output
 
@@ -32,6 +36,42 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     litellm.ServiceUnavailableError,
     litellm.APIConnectionError,
     litellm.Timeout,
+)
+
+FATAL_FIXES: dict[int, str] = {
+    401: "check the API key for {model} (model.api_key_env, or the provider's key variable "
+    "such as OPENAI_API_KEY)",
+    403: "this key has no access to {model}: use a key or project with access, or another model",
+    404: "check the model name {model} (model.model) and model.api_base",
+    400: "the provider rejected the request's parameters: check sampling.* and model.extra "
+    "for {model}",
+}
+"""Refusals (by HTTP status) that no retry fixes, with the fix each asks for: the job stops
+at the first one."""
+
+REFUSALS: tuple[tuple[type[BaseException], int], ...] = (
+    (litellm.AuthenticationError, 401),
+    (litellm.PermissionDeniedError, 403),
+    (litellm.NotFoundError, 404),
+    (litellm.BadRequestError, 400),
+)
+"""litellm's classes for them; some providers' refusals come as a plain `APIError` that only
+carries the status (an OpenAI-compatible server's 403), so the status counts too."""
+
+PER_PROMPT_ERRORS: tuple[type[BaseException], ...] = (
+    litellm.ContextWindowExceededError,
+    litellm.ContentPolicyViolationError,
+)
+"""Bad requests about one prompt, not the setup: recorded on the call, the job goes on."""
+
+CONNECT_ATTEMPTS = 3
+"""Tries before a server that refuses connections (or whose name does not resolve) is taken
+for a wrong address, while no request of this client has succeeded yet."""
+
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    httpx.ConnectError,
+    ConnectionRefusedError,
+    socket.gaierror,
 )
 
 
@@ -97,6 +137,20 @@ class Completion:
     """The seed of the request that produced it (shared by the samples of one `n` request)."""
     mean_logprob: float | None = None
     """Mean token log-probability of the text, when the provider returned logprobs."""
+    attempts: int = 1
+    """Tries the request took (1 = no retry); shared by the samples of one `n` request."""
+    retry_wait_s: float = 0.0
+    """Time spent in failed tries and backoff before the one that answered (not model time),
+    shared by the samples of one request like `latency_s`."""
+
+
+@dataclass(frozen=True)
+class Tries:
+    """How one request went: tries made, the answering try's own time, and the rest."""
+
+    attempts: int = 1
+    latency_s: float = 0.0
+    retry_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,11 +199,18 @@ class ModelClient:
         )
         self.requests_sent = 0
         """Every HTTP/provider request made, retries included: what tests count."""
+        self.succeeded = False
+        """Whether any request has been answered: until then requests go one at a time, so a
+        bad key or address costs one request, not one per concurrency slot."""
+        self.fatal: ProviderError | None = None
+        """The refusal that stopped this client: every later request raises it unsent."""
+        self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     async def complete(
         self, messages: list[dict[str, str]], sampling: Sampling, n: int = 1
     ) -> list[Completion]:
-        """`n` samples of one prompt; one request with `n` when the provider supports it."""
+        """`n` samples of one prompt; one request with `n` when the provider supports it.
+        Raises `ProviderError` on a refusal no retry fixes."""
         if n > 1 and not self.supports_n:
             out: list[Completion] = []
             for i in range(n):
@@ -158,14 +219,63 @@ class ModelClient:
             return out
         started = time.perf_counter()
         try:
-            response = await self._request(messages, sampling, n)
-        except Exception as err:  # permanent, or transient after the last retry
-            latency = time.perf_counter() - started
+            if self.succeeded:
+                response, tries = await self._request(messages, sampling, n)
+            else:
+                async with self._opening_lock():
+                    response, tries = await self._request(messages, sampling, n)
+        except ProviderError:
+            raise
+        except Exception as err:  # transient after the last retry, or about this prompt
+            waited = (time.perf_counter() - started) / n
             error = _describe(err)
-            return [Completion(None, latency_s=latency, error=error, seed=sampling.seed)] * n
-        return self._split(response, n, time.perf_counter() - started, sampling.seed)
+            attempts = getattr(err, "ttcbench_attempts", 1)
+            failed = Completion(
+                None, error=error, seed=sampling.seed, attempts=attempts, retry_wait_s=waited
+            )
+            return [failed] * n
+        return self._split(response, n, tries, sampling.seed)
 
-    async def _request(self, messages: list[dict[str, str]], sampling: Sampling, n: int) -> Any:
+    def _opening_lock(self) -> asyncio.Lock:
+        """The lock that keeps requests one at a time until the first success (one per event
+        loop: a client may serve several `asyncio.run` calls)."""
+        loop = asyncio.get_running_loop()
+        if self._opening is None or self._opening[0] is not loop:
+            self._opening = (loop, asyncio.Lock())
+        return self._opening[1]
+
+    async def _request(
+        self, messages: list[dict[str, str]], sampling: Sampling, n: int
+    ) -> tuple[Any, Tries]:
+        """The response and how many tries it took; each try is timed on its own, so model
+        time is the answering try's, and failed tries and backoff are counted apart."""
+        kwargs = self._kwargs(sampling, n)
+        started = time.perf_counter()
+        for attempt in range(1, self.retry.max_attempts + 1):
+            if self.fatal is not None:  # another request was refused: send nothing more
+                raise ProviderError(str(self.fatal))
+            self.requests_sent += 1
+            sent = time.perf_counter()
+            try:
+                # max_retries=0: retries are ours, so the SDK must not retry silently.
+                response = await litellm.acompletion(
+                    model=self.spec.model,
+                    messages=messages,
+                    timeout=self.spec.timeout_s,
+                    max_retries=0,
+                    num_retries=0,
+                    **kwargs,
+                )
+            except Exception as err:
+                wait = self._retry_wait(err, attempt)  # or raise: refused, or out of tries
+            else:
+                self.succeeded = True
+                latency = time.perf_counter() - sent
+                return response, Tries(attempt, latency, sent - started)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _kwargs(self, sampling: Sampling, n: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {**sampling.as_kwargs(), **self.spec.extra}
         if n > 1:
             kwargs["n"] = n
@@ -175,33 +285,52 @@ class ModelClient:
             kwargs["api_base"] = self.spec.api_base
         if self.spec.api_key_env:
             kwargs["api_key"] = os.environ.get(self.spec.api_key_env)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
-            stop=stop_after_attempt(self.retry.max_attempts),
-            wait=wait_exponential_jitter(self.retry.initial_wait_s, self.retry.max_wait_s),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                self.requests_sent += 1
-                # max_retries=0: tenacity owns retries, so the SDK must not retry silently.
-                return await litellm.acompletion(
-                    model=self.spec.model,
-                    messages=messages,
-                    timeout=self.spec.timeout_s,
-                    max_retries=0,
-                    num_retries=0,
-                    **kwargs,
-                )
+        return kwargs
 
-    def _split(self, response: Any, n: int, latency: float, seed: int | None) -> list[Completion]:
+    def _retry_wait(self, err: Exception, attempt: int) -> float:
+        """Seconds to wait before the next try, or raise: a refusal as `ProviderError` (and
+        this client sends nothing more), anything else as itself once retrying is over."""
+        refused = _refusal_status(err)
+        if refused is not None:
+            fix = FATAL_FIXES[refused].format(model=self.spec.model)
+            self.fatal = ProviderError(self._refusal(err, fix))
+            raise self.fatal from err
+        if not self.succeeded and _unreachable_cause(err) is not None:
+            if attempt >= min(CONNECT_ATTEMPTS, self.retry.max_attempts):
+                self.fatal = ProviderError(self._unreachable(err, attempt))
+                raise self.fatal from err
+            return min(self.retry.initial_wait_s * 2 ** (attempt - 1), 1.0)
+        if not isinstance(err, TRANSIENT_ERRORS) or attempt >= self.retry.max_attempts:
+            err.ttcbench_attempts = attempt  # type: ignore[attr-defined]
+            raise err
+        initial = self.retry.initial_wait_s
+        backoff = initial * 2 ** (attempt - 1) + random.uniform(0, initial)
+        return min(max(backoff, retry_after_s(err) or 0.0), self.retry.max_wait_s)
+
+    def _refusal(self, err: Exception, fix: str) -> str:
+        status = getattr(err, "status_code", None)
+        kind = type(err).__name__ + (f", HTTP {status}" if status else "")
+        return (
+            f"{self.spec.name} refused the request ({kind}): {_provider_message(err)} "
+            f"Fix: {fix}. No further requests were sent."
+        )
+
+    def _unreachable(self, err: Exception, attempt: int) -> str:
+        where = self.spec.api_base or f"the provider of {self.spec.model}"
+        return (
+            f"cannot connect to {where} ({_unreachable_cause(err)}) after {attempt} tries, and no "
+            "request has succeeded yet. Fix: start the server or correct model.api_base, or "
+            "check the network."
+        )
+
+    def _split(self, response: Any, n: int, tries: Tries, seed: int | None) -> list[Completion]:
         usage = getattr(response, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_total = int(getattr(usage, "completion_tokens", 0) or 0)
         cost = self._cost(response)
         # The embedded model reports its own compute time: the wall time here also counts
         # waiting for the one model that concurrent requests share.
-        latency = float(getattr(response, "_hidden_params", {}).get("compute_s", latency))
+        latency = float(getattr(response, "_hidden_params", {}).get("compute_s", tries.latency_s))
         choices = list(response.choices)[:n]
         # Providers report one usage per request: the prompt tokens and the cost are shared
         # evenly by its samples, completion tokens in proportion to each sample's length.
@@ -219,6 +348,8 @@ class ModelClient:
                     finish_reason=choice.finish_reason,
                     seed=seed,
                     mean_logprob=_mean_logprob(choice),
+                    attempts=tries.attempts,
+                    retry_wait_s=tries.retry_wait_s / len(choices),
                 )
             )
         missing = n - len(out)
@@ -279,3 +410,64 @@ def _describe(err: BaseException) -> str:
     status = getattr(err, "status_code", None)
     head = f"{type(err).__name__}" + (f" (HTTP {status})" if status else "")
     return f"{head}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
+
+
+def _refusal_status(err: BaseException) -> int | None:
+    """The HTTP status of a refusal no retry fixes (a key in FATAL_FIXES), else None; bad
+    requests about one prompt (context too long, content policy) are not refusals of the
+    setup."""
+    if isinstance(err, PER_PROMPT_ERRORS):
+        return None
+    for kind, status in REFUSALS:
+        if isinstance(err, kind):
+            return status
+    code = getattr(err, "status_code", None)
+    return int(code) if code in FATAL_FIXES else None
+
+
+def _unreachable_cause(err: BaseException) -> str | None:
+    """Why no connection could be made at all (refused, name not resolved), or None when the
+    error is something else (a reset, a timeout, an HTTP answer)."""
+    seen: BaseException | None = err
+    found: BaseException | None = None
+    for _ in range(12):  # the cause chain: litellm -> openai -> httpx -> aiohttp -> OSError
+        if seen is None:
+            break
+        if isinstance(seen, UNREACHABLE):
+            found = seen
+        seen = seen.__cause__ or seen.__context__
+    if found is None:
+        return None
+    return " ".join(str(found).split())[:200] or type(found).__name__
+
+
+def _provider_message(err: BaseException) -> str:
+    """The provider's own words, on one line, without litellm's class-name prefixes."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception - )?", "", text)
+    return text[:300].rstrip(".") + "."
+
+
+def retry_after_s(err: BaseException) -> float | None:
+    """The server's `Retry-After` (or `retry-after-ms`) in seconds, from the error's response
+    headers; None when absent or unreadable."""
+    headers = getattr(err, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(err, "response", None), "headers", None)
+    found = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+    if "retry-after-ms" in found:
+        try:
+            return max(0.0, float(found["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    value = found.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:  # an HTTP date
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

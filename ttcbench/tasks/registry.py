@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ttcbench.tasks.json_errors import locate_json_error
 from ttcbench.types import Grade, Problem, TaskError
 
 Grader = Callable[[str, Problem], Grade]
@@ -118,7 +119,8 @@ def load_task(
         raise TaskError(f"task.limit must be a positive number of problems, got {limit}")
     problems = load_problems(spec, limit, seed, data_files)
     if not problems:
-        raise TaskError(f"task {name!r} produced no problems (limit={limit})")
+        source = f" from task.data_files={data_files!r} (is it empty?)" if data_files else ""
+        raise TaskError(f"task {name!r} produced no problems{source} (limit={limit})")
     return Task(name, spec["family"], problems, grader_for(spec["grader"]), spec)
 
 
@@ -167,16 +169,31 @@ def read_rows(data_files: str) -> list[dict[str, Any]]:
         raise TaskError(
             f"cannot read task.data_files={data_files!r}: use .jsonl, .json, .csv or .parquet"
         )
+    no_rows = TaskError(
+        f"task.data_files={data_files!r} has no rows: give a file with one row per problem"
+    )
+    if path.stat().st_size == 0:
+        raise no_rows
     # Quiet: datasets logs the parse failure and draws progress bars; we report one line.
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
-        return list(datasets.load_dataset(kind, data_files=str(path), split="train"))
+        rows = list(datasets.load_dataset(kind, data_files=str(path), split="train"))
+    except StopIteration:  # datasets' JSON reader on a file of blank lines
+        raise no_rows from None
     except Exception as err:
-        raise TaskError(f"cannot read task.data_files={data_files!r}: {root_cause(err)}") from err
+        if "corresponds to no data" in str(err):  # blank lines, or a CSV header alone
+            raise no_rows from None
+        # Arrow counts rows within a block, not lines: name the file's bad line instead.
+        where = locate_json_error(path) if kind == "json" else None
+        cause = where or f"task.data_files={data_files!r}: {root_cause(err)}"
+        raise TaskError(f"cannot read {cause}") from err
     finally:
         datasets.enable_progress_bars()
         datasets.logging.set_verbosity(datasets.logging.WARNING)
+    if not rows:
+        raise no_rows
+    return rows
 
 
 def root_cause(err: BaseException) -> str:
