@@ -143,14 +143,14 @@ def test_incomplete_run_tells_python_callers_where_the_run_is(
 
 
 def test_an_outage_is_outlasted_by_retries(results: Path, fake_openai: FakeOpenAI) -> None:
-    fake_openai.outage(3.0)
+    fake_openai.outage(10.0)  # the outage: every request answered 503 for 10 s
     run_dir = ttcbench.run(
         overrides(
             results,
             fake_openai.api_base,
-            "retry.max_attempts=12",
-            "retry.initial_wait_s=0.2",
-            "retry.max_wait_s=1",
+            "retry.max_attempts=20",
+            "retry.initial_wait_s=0.5",
+            "retry.max_wait_s=2",
         )
     )
     summary = pd.read_csv(run_dir / "summary.csv")
