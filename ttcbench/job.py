@@ -216,7 +216,7 @@ def sample_and_finish(
         progress.close()
     wall = time.perf_counter() - started
     result = finish(job, task, store, client.requests_sent, wall)
-    failed = store.count_calls() - store.count_successful_calls()
+    failed = store.count_failed_calls()
     store.close()
     if cache is not None:
         cache.close()
@@ -299,7 +299,7 @@ def truncation_note(store: SampleStore, warn_above: float = 0.1) -> str:
 def failed_note(store: SampleStore) -> str:
     """A line saying the run is incomplete, so a summary of part of a run is never read as
     the result: failed calls are retried when the same command is run again."""
-    failed = store.count_calls() - store.count_successful_calls()
+    failed = store.count_failed_calls()
     if not failed:
         return ""
     return (

@@ -98,27 +98,22 @@ class SampleStore:
         return found
 
     def put_call(self, call: Call) -> None:
-        self._upsert("calls", _encode(call.to_row()))
+        self.put_calls([call])
 
     def put_calls(self, calls: Sequence[Call]) -> None:
         """Store several calls in one transaction: the samples of one request are all there
         or none is, so a resume re-requests the whole request with its own seed."""
-        with self._lock, self._conn:
-            self._conn.execute("BEGIN")
-            for call in calls:
-                row = _encode(call.to_row())
-                self._conn.execute(_upsert_sql("calls", row), list(row.values()))
+        self._put("calls", [call.to_row() for call in calls])
 
     def put_attempts(self, attempts: Sequence[Attempt]) -> None:
+        self._put("attempts", [attempt.to_row() for attempt in attempts])
+
+    def _put(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert rows in one transaction (all or none survive a kill)."""
         with self._lock, self._conn:
             self._conn.execute("BEGIN")
-            for attempt in attempts:
-                row = _encode(attempt.to_row())
-                self._conn.execute(_upsert_sql("attempts", row), list(row.values()))
-
-    def _upsert(self, table: str, row: dict[str, Any]) -> None:
-        with self._lock:
-            self._conn.execute(_upsert_sql(table, row), list(row.values()))
+            for row in map(_encode, rows):
+                self._conn.execute(_upsert_sql(table, row), list(row.values()))
 
     def iter_call_rows(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Call rows in chunks, so exporting a 100k-call run never holds it all in memory."""
@@ -133,6 +128,11 @@ class SampleStore:
     def count_successful_calls(self) -> int:
         """Calls a re-run reuses (failed ones are requested again)."""
         sql = "SELECT COUNT(*) FROM calls WHERE error IS NULL"
+        return int(self._conn.execute(sql).fetchone()[0])
+
+    def count_failed_calls(self) -> int:
+        """Calls that failed after their retries: a re-run requests them again."""
+        sql = "SELECT COUNT(*) FROM calls WHERE error IS NOT NULL"
         return int(self._conn.execute(sql).fetchone()[0])
 
     def count_truncated(self) -> tuple[int, int]:
