@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import yaml
@@ -214,13 +214,18 @@ def execute(cfg: DictConfig) -> JobResult:
         raise
 
 
+def exit_with(err: TtcbenchError) -> NoReturn:
+    """The one line a user-facing error prints, and its exit status (README: exit codes)."""
+    print(f"ttcbench: error: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         result = execute(cfg)
     except TtcbenchError as err:
-        print(f"ttcbench: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        exit_with(err)
     except KeyboardInterrupt as err:
         print(f"\nttcbench: {err or 'interrupted'}", file=sys.stderr)
         sys.exit(130)
@@ -247,8 +252,7 @@ def main() -> None:
     try:  # Hydra would print a composition error in many lines and exit 1
         check_command_line(sys.argv[1:], CONF_DIR)
     except TtcbenchError as err:
-        print(f"ttcbench: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        exit_with(err)
     _hydra_main()
 
 
