@@ -24,15 +24,6 @@ from ttcbench.loggers.wandb_logger import WandbLogger, flatten_row
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True)
-def _wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline, silent W&B whose staging/cache/config dirs stay inside tmp_path."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / var.lower()))
-
-
 def _sample_rows(n: int) -> list[dict[str, Any]]:
     """Rows shaped like the runner's: scalars, a None, and a `classes` dict."""
     families = ["algebra", "geometry", "number_theory"]

@@ -21,15 +21,6 @@ from ttcbench.loggers.wandb_logger import WandbLogger
 from ttcbench.loggers.wandb_runs import ID_FILE
 
 
-@pytest.fixture(autouse=True)
-def _wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline, silent W&B whose staging/cache/config dirs stay inside tmp_path."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / var.lower()))
-
-
 def new_logger(run_dir: Path) -> WandbLogger:
     return WandbLogger(project="p", group=None, name="job", config={"a": 1}, run_dir=run_dir)
 

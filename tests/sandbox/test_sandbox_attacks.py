@@ -13,6 +13,7 @@ A test marked ``xfail(strict=True, reason="HOLE: ...")`` is an attack that succe
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import pytest
 from sandbox_kit import (
@@ -493,23 +494,28 @@ def test_patching_builtins_does_not_break_an_honest_pass() -> None:
 # ---------------------------------------------------------------------------------------------
 # Downgrades: forcing the forgeable fallback
 
-# Asks for the sentinel where the combined fallback runs (the harness file is there), and in
-# split mode answers the first call with an iterator of MAX_ITEMS + 1 items: the test side
-# decodes it (decode() has no such limit) but cannot encode it again when the tests pass it
-# back, reports "undecomposable", and the parent reruns everything the combined way.
-DOWNGRADE = code(
+# The combined fallback's weakness: the program shares the interpreter with the harness and
+# asks for the sentinel itself.
+THEFT = code(
     """
     import os, stat
-    if os.path.exists("/tmp/_harness.py"):  # the combined fallback: take the sentinel
-        for fd in map(int, os.listdir("/proc/self/fd")):
-            try:
-                if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                    os.write(fd, b"?")
-                    print(os.read(fd, 64).decode().strip(), flush=True)
-                    os._exit(0)
-            except OSError:
-                pass
-
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, b"?")
+                print(os.read(fd, 64).decode().strip(), flush=True)
+                os._exit(0)
+        except OSError:
+            pass
+    """
+)
+# Takes the sentinel where the combined fallback runs (the harness file is there), and in
+# split mode answers the first call with an iterator of MAX_ITEMS + 1 items, a value that
+# cannot be encoded again when the tests pass it back: before the fix the test side then
+# reported "undecomposable" and the parent reran everything the combined way.
+DOWNGRADE = "import os\nif os.path.exists('/tmp/_harness.py'):  # combined: take the sentinel\n"
+DOWNGRADE += textwrap.indent(THEFT, "    ") + code(
+    """
     def add(a, b):
         argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
         replies = int(argv[argv.index(b"_solution_side.py") + 2])
@@ -536,7 +542,8 @@ def test_a_solution_cannot_force_the_fallback() -> None:
 
 
 def test_a_forced_fallback_is_at_least_flagged() -> None:
-    # What holds today despite the hole above: such a pass is never reported as trusted.
+    # Weaker than the test above, kept should that one ever regress: a forced fallback that
+    # passed would at least never be reported as trusted.
     result = run_tests(WRONG + DOWNGRADE, NESTED_TESTS, entry_point="add", limits=FAST)
     assert not result.passed or (result.trusted_compare is False and result.notes), result
 
@@ -558,19 +565,6 @@ def test_stop_iteration_in_a_generator_test_fails() -> None:
 # ---------------------------------------------------------------------------------------------
 # The combined fallback (tests that use more of the solution than one function)
 
-THEFT = code(
-    """
-    import os, stat
-    for fd in map(int, os.listdir("/proc/self/fd")):
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.write(fd, b"?")
-                print(os.read(fd, 64).decode().strip(), flush=True)
-                os._exit(0)
-        except OSError:
-            pass
-    """
-)
 CLASS_TESTS = "assert Adder().add(1, 2) == 3\n"
 ADDER = "class Adder:\n    def add(self, a, b):\n        return a - b\n"
 
