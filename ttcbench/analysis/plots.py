@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: runs on servers and in CI without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+# Figures are built with `Figure` directly, never pyplot: importing ttcbench must not change
+# the user's backend (a notebook's inline plots) and a file-only figure needs no GUI.
+from matplotlib.figure import Figure
+import pandas as pd
 
 # Marker and line style differ per strategy so curves stay apart without colour.
 _STYLES = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", "-"), ("P", "--")]
@@ -23,13 +22,19 @@ COMPUTE_AXES = {
 }
 
 
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi=None, **kw):
+    """`plt.subplots` without pyplot: a figure no GUI backend ever sees."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
 def plot_accuracy_vs_compute(
     summary: pd.DataFrame, path: Path, *, x: str = "tokens", title: str = ""
 ) -> Path:
     """One line per strategy with its confidence band; budgets annotated on the points."""
     if x not in COMPUTE_AXES:
         raise ValueError(f"unknown compute axis {x!r}; valid: {', '.join(COMPUTE_AXES)}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = _subplots(figsize=(6.4, 4.2), dpi=120)
     for i, (strategy, rows) in enumerate(summary.groupby("strategy", sort=True)):
         rows = rows.sort_values(x)
         marker, line = _STYLES[i % len(_STYLES)]
@@ -54,5 +59,4 @@ def plot_accuracy_vs_compute(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

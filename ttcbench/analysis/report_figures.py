@@ -12,17 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+# Figures are built with `Figure` directly, never pyplot: importing ttcbench must not change
+# the user's backend (a notebook's inline plots) and a file-only figure needs no GUI.
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, NullLocator
 
-matplotlib.use("Agg")  # files only: reports are built on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
-
-from ttcbench.analysis.fits import CoverageFit  # noqa: E402
-from ttcbench.analysis.references import Reference, overlay_reference  # noqa: E402
+from ttcbench.analysis.fits import CoverageFit
+from ttcbench.analysis.references import Reference, overlay_reference
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 _LINES = ["-", "--", ":", "-."]
@@ -30,6 +29,12 @@ _LINES = ["-", "--", ":", "-."]
 _COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 Style = dict[str, Any]
 
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi=None, **kw):
+    """`plt.subplots` without pyplot: a figure no GUI backend ever sees."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 def styles(series: Sequence[str]) -> dict[str, Style]:
     """One (colour, marker, line style) per series name, stable for the whole report."""
@@ -84,10 +89,9 @@ def _tick(value: float, _position: object) -> str:
     return f"{value:,.0f}" if 1 <= value < 1e6 else f"{value:.3g}"
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -100,7 +104,7 @@ def curves_figure(
     table: pd.DataFrame, look: Mapping[str, Style], path: Path, *, title: str, xlabel: str
 ) -> Path:
     """Accuracy vs compute per strategy (the report's first figure)."""
-    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    fig, ax = _subplots(figsize=(6.6, 4.2))
     draw_curves(ax, table, look)
     ax.set(xlabel=f"{xlabel} (log2)", ylabel="accuracy (95% CI band)")
     ax.set_title(title, fontsize=9)
@@ -122,7 +126,7 @@ def facets_figure(
     values = list(dict.fromkeys(table[column].astype(str)))
     ncols = min(len(values), 3)
     nrows = math.ceil(len(values) / ncols)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows + 0.5), sharey=True, squeeze=False
     )
     for ax, value in zip(axes.flat, values, strict=False):
@@ -145,7 +149,7 @@ def coverage_figure(
     table: pd.DataFrame, fits: Mapping[str, CoverageFit], path: Path, *, title: str
 ) -> Path:
     """pass@k (coverage) vs k per series, with the fitted power law over its fitted range."""
-    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    fig, ax = _subplots(figsize=(6.6, 4.2))
     look = styles(list(table["series"]))
     for series, rows in table.groupby("series", sort=True):
         style = look[str(series)]
@@ -172,7 +176,7 @@ def gains_figure(headline: pd.DataFrame, path: Path, *, title: str, xlabel: str)
     """Gain per doubling of compute with its interval, one row per class and strategy;
     oracle rows have hollow markers (not deployable)."""
     rows = headline.iloc[::-1].reset_index(drop=True)  # largest gain on top
-    fig, ax = plt.subplots(figsize=(8.0, 1.4 + 0.27 * len(rows)))
+    fig, ax = _subplots(figsize=(8.0, 1.4 + 0.27 * len(rows)))
     gain = rows["gain_per_doubling"].to_numpy(float)
     low = np.maximum(np.nan_to_num(gain - rows["gain_low"].to_numpy(float)), 0)
     high = np.maximum(np.nan_to_num(rows["gain_high"].to_numpy(float) - gain), 0)
@@ -215,7 +219,7 @@ def reference_figure(
     title: str,
 ) -> Path:
     """Our curves against samples per problem, with published points (hollow, dashed)."""
-    fig, ax = plt.subplots(figsize=(6.6, 4.4))
+    fig, ax = _subplots(figsize=(6.6, 4.4))
     draw_curves(ax, table, look, x="budget")
     grays = ["0.1", "0.3", "0.5", "0.65"]
     drawn = 0
