@@ -52,3 +52,31 @@ def records_by_type(path: Path) -> dict[str, list[Any]]:
     for record in read_records(path):
         by_type.setdefault(record.WhichOneof("record_type"), []).append(record)
     return by_type
+
+
+def offline_run(run_dir: Path) -> Path:
+    """The one offline W&B run folder of a ttcbench run folder."""
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    return offline
+
+
+def sample_tables(run_dir: Path) -> list[dict[str, Any]]:
+    """The samples tables (chunks) a ttcbench run logged, as W&B wrote them (call
+    `wandb.teardown()` first so the offline log is flushed)."""
+    offline = offline_run(run_dir)
+    (log_file,) = offline.glob("run-*.wandb")
+    history = [items(r.history.item) for r in records_by_type(log_file).get("history", [])]
+    return [
+        json.loads((offline / "files" / h["samples.path"]).read_text())
+        for h in history
+        if "samples.path" in h
+    ]
+
+
+def sample_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Every sample row of a run's W&B samples tables, as {column: cell}."""
+    return [
+        dict(zip(table["columns"], row, strict=True))
+        for table in sample_tables(run_dir)
+        for row in table["data"]
+    ]

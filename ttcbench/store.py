@@ -156,31 +156,55 @@ class SampleStore:
         return int(untrusted), int(graded)
 
     def calls_frame(self) -> pd.DataFrame:
-        return self._frame("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
+        return _frame(self._conn, "calls")
 
     def attempts_frame(self) -> pd.DataFrame:
-        return self._frame("SELECT * FROM attempts ORDER BY strategy, budget, problem_id")
-
-    def _frame(self, sql: str) -> pd.DataFrame:
-        frame = pd.read_sql_query(sql, self._conn)
-        for column in _JSON_COLUMNS & set(frame.columns):
-            frame[column] = frame[column].map(lambda v: json.loads(v) if v else None)
-        return frame
+        return _frame(self._conn, "attempts")
 
     def export(self, folder: Path) -> list[Path]:
         """Write calls and attempts as Parquet (classes flattened to `class_<name>` columns)."""
         paths = []
         for name, frame in (("calls", self.calls_frame()), ("attempts", self.attempts_frame())):
-            frame = flatten_classes(frame)
-            if "messages" in frame:
-                frame["messages"] = frame["messages"].map(json.dumps)
             path = folder / f"{name}.parquet"
-            frame.to_parquet(path, index=False)
+            export_frame(frame).to_parquet(path, index=False)
             paths.append(path)
         return paths
 
     def close(self) -> None:
         self._conn.close()
+
+
+_ORDER = {"calls": "problem_id, role, sample_index", "attempts": "strategy, budget, problem_id"}
+_RECORDS: dict[str, type] = {"calls": Call, "attempts": Attempt}
+
+
+def _frame(conn: sqlite3.Connection, table: str) -> pd.DataFrame:
+    """A table as a frame with every field of its record type (a column an older ttcbench did
+    not write is all None), JSON columns decoded."""
+    frame = pd.read_sql_query(f"SELECT * FROM {table} ORDER BY {_ORDER[table]}", conn)
+    for column in _JSON_COLUMNS & set(frame.columns):
+        frame[column] = frame[column].map(lambda v: json.loads(v) if v else None)
+    missing = [c for c in _columns(_RECORDS[table]) if c not in frame]
+    return frame.assign(**dict.fromkeys(missing)) if missing else frame
+
+
+def export_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A calls or attempts frame as its Parquet export holds it: classes as `class_<label>`
+    columns, messages as a JSON string."""
+    frame = flatten_classes(frame)
+    if "messages" in frame:
+        frame["messages"] = frame["messages"].map(json.dumps)
+    return frame
+
+
+def read_exported(path: Path, table: str) -> pd.DataFrame:
+    """`calls` or `attempts` of the store at `path`, read-only and shaped as the Parquet
+    export (`export_frame`): loading a run never writes to its store, which may be in use."""
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        return export_frame(_frame(conn, table))
+    finally:
+        conn.close()
 
 
 def flatten_classes(frame: pd.DataFrame) -> pd.DataFrame:

@@ -83,7 +83,9 @@ def test_offline_run_reads_back_from_disk(tmp_path: Path) -> None:
     logger.log_summary({"accuracy_at_max_budget": 0.55, "n_samples": 2500, "path": run_dir})
     summary_md = run_dir / "summary.md"
     summary_md.write_text("# Summary\n")
-    logger.log_files([_make_png(run_dir / "accuracy_vs_compute.png"), summary_md])
+    data = run_dir / "attempts.parquet"
+    data.write_bytes(b"PAR1")  # a data file: never copied into W&B's folder under results/
+    logger.log_files([_make_png(run_dir / "accuracy_vs_compute.png"), summary_md, data])
     logger.finish()
     assert not logger.enabled
     # run.finish() can return before wandb-core has flushed the offline transaction log
@@ -111,11 +113,12 @@ def test_offline_run_reads_back_from_disk(tmp_path: Path) -> None:
     tables = [json.loads((offline / "files" / h["samples.path"]).read_text()) for h in chunks]
     assert [len(t["data"]) for t in tables] == [1000, 1000, 500]
     assert len(list((offline / "files/media/table").glob("samples_*.table.json"))) == 3
-    # A known row round-trips, with `classes` flattened into per-key columns.
+    # A known row round-trips, with `classes` flattened into per-key columns named as in
+    # calls.parquet (`class_<label>`).
     table = tables[1]
     row = dict(zip(table["columns"], table["data"][1234 - 1000], strict=True))
     assert row == flatten_row(rows[1234])
-    assert row["classes.family"] == "geometry" and row["extracted"] == "1234"
+    assert row["class_family"] == "geometry" and row["extracted"] == "1234"
 
     curve_rows = [h for h in history if "budget" in h]
     assert [h["accuracy"] for h in curve_rows] == accuracies
@@ -134,7 +137,8 @@ def test_offline_run_reads_back_from_disk(tmp_path: Path) -> None:
     assert (offline / "files" / image["plots/accuracy_vs_compute.path"]).is_file()
     assert (offline / "files/summary.md").read_text() == "# Summary\n"
     saved = {f.path for r in by_type["files"] for f in r.files.files}
-    assert "summary.md" in saved
+    assert "summary.md" in saved and "attempts.parquet" not in saved
+    assert not list((run_dir / "wandb").rglob("*.parquet"))
 
 
 def test_init_failure_is_reported_once_and_later_calls_are_noops(
@@ -186,8 +190,10 @@ def test_bad_chunk_rows_is_a_caller_error(tmp_path: Path) -> None:
 
 
 def test_flatten_row_encodes_classes_and_containers() -> None:
-    flat = flatten_row({"id": "p1", "classes": {"family": "algebra"}, "votes": [1, 2], "x": None})
-    assert flat == {"id": "p1", "classes.family": "algebra", "votes": "[1, 2]", "x": None}
+    flat = flatten_row({"id": "p1", "classes": {"family": "algebra"}, "votes": [1, 2], "x": None,
+                        "usage": {"in": 3}})  # fmt: skip
+    assert flat == {"id": "p1", "class_family": "algebra", "votes": "[1, 2]", "x": None,
+                    "usage.in": 3}  # fmt: skip
 
 
 def test_null_logger_and_make_logger(tmp_path: Path) -> None:

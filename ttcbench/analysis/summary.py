@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ttcbench.analysis.bootstrap import bootstrap_ci
+from ttcbench.analysis.consistency import POOLED
 
 SUMMARY_COLUMNS = [
     "strategy",
@@ -77,11 +78,17 @@ def summarize(
 
 def strategy_labels(attempts: pd.DataFrame) -> pd.Series:
     """`best_of_n[oracle]` for strategies that pick with a verifier, so an oracle (not
-    deployable) result is never mistaken for a deployable one; plain names otherwise."""
+    deployable) result is never mistaken for a deployable one; plain names otherwise.
+    `single (1 draw)` for `single` scored on its one sample, not its pool's per-sample
+    accuracy (`consistency.link_pools`): one draw per problem is a noisier estimate."""
+    pooled = attempts["estimator"] == POOLED if "estimator" in attempts else False
+    name = attempts["strategy"].where(
+        (attempts["strategy"] != "single") | pooled, "single (1 draw)"
+    )
     if "verifier" not in attempts:
-        return attempts["strategy"]
-    with_verifier = attempts["strategy"] + "[" + attempts["verifier"].astype("string") + "]"
-    return with_verifier.where(attempts["verifier"].notna(), attempts["strategy"])
+        return name
+    with_verifier = name + "[" + attempts["verifier"].astype("string") + "]"
+    return with_verifier.where(attempts["verifier"].notna(), name)
 
 
 def to_markdown(summary: pd.DataFrame, level: float = 0.95) -> str:
@@ -101,3 +108,18 @@ def to_markdown(summary: pd.DataFrame, level: float = 0.95) -> str:
             f"| {r.problems} | {r.errors} |"
         )
     return "\n".join(lines) + "\n"
+
+
+RUN_COLUMNS = ["task", "model", "strategy", "temperature", "max_tokens"]
+"""What summary.csv states on every row besides the numbers, so the tables of many runs
+concatenate into one frame that still says what each row measured."""
+
+
+def with_run_columns(
+    summary: pd.DataFrame, *, task: str, model: str, temperature: float, max_tokens: int
+) -> pd.DataFrame:
+    """summary.csv's table: `summary` led by the run's task (unless it has a per-task column),
+    model label, strategy label (e.g. `best_of_n[oracle]`), temperature and max_tokens."""
+    facts = {"task": task, "model": model, "temperature": temperature, "max_tokens": max_tokens}
+    table = summary.assign(**{k: v for k, v in facts.items() if k not in summary})
+    return table[[*RUN_COLUMNS, *(c for c in summary.columns if c not in RUN_COLUMNS)]]

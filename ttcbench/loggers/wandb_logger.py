@@ -11,7 +11,9 @@ Design decisions (checked against wandb 0.31 source):
   `files/media/table/samples_<step>_<hash>.table.json` and records it in history.
 * The curve is one history row per budget; `define_metric(..., step_metric="budget")` makes
   W&B plot accuracy, ci_low, ci_high, tokens, calls (and any other numeric key) vs budget.
-* Non-image files go through `run.save(policy="now")` with `symlink=False`: the file is
+* Data files (Parquet, SQLite) are not saved at all: the W&B folder lies inside the run
+  folder, and a copy there is found twice by globs over results/ (see `DATA_SUFFIXES`).
+* Other non-image files go through `run.save(policy="now")` with `symlink=False`: the file is
   hard-linked (or copied) into the run's `files/` folder, so an offline run folder stays
   complete when copied off the machine before `wandb sync`. An Artifact would be staged
   under `~/.local/share/wandb`, outside the ttcbench run folder.
@@ -59,6 +61,12 @@ REPORT_KEY = "report"
 """History key prefix of the report's figures and tables (see `WandbLogger.log_report`)."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 """File suffixes attached as `wandb.Image` under `plots/<stem>` rather than saved."""
+DATA_SUFFIXES = frozenset({".parquet", ".sqlite"})
+"""Data files never saved to W&B. Its offline folder lies inside the run folder, so a copy
+there is a second `attempts.parquet` under results/ that `glob("results/**/attempts.parquet")`
+counts twice. W&B has the same data without them: every call row is in the samples tables
+(same column names as calls.parquet) and the curve and report tables hold the attempts'
+numbers; the run folder's store and Parquet files stay the one copy of each row."""
 
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -138,14 +146,17 @@ def redacted_argv() -> Iterator[None]:
 def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten one sample row into table cells.
 
-    A mapping value (e.g. `classes`) becomes one column per key, `classes.family`, so the
-    W&B table can group and filter by class; deeper or list values are JSON strings.
+    A mapping value becomes one column per key so the W&B table can group and filter by it:
+    `classes` gives `class_family` exactly as in calls.parquet (`store.flatten_classes`), so
+    code reading either has one set of names; another mapping gives `key.sub`. Deeper or
+    list values are JSON strings.
     """
     flat: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, Mapping):
+            prefix = "class_" if key == "classes" else f"{key}."
             for sub, sub_value in value.items():
-                flat[f"{key}.{sub}"] = _cell(sub_value)
+                flat[f"{prefix}{sub}"] = _cell(sub_value)
         else:
             flat[str(key)] = _cell(value)
     return flat
@@ -296,12 +307,15 @@ class WandbLogger:
 
     @_guarded("attaching files")
     def log_files(self, paths: Sequence[Path]) -> None:
-        """Log images under `plots/<stem>` and save other files into the run."""
+        """Log images under `plots/<stem>` and save other files into the run, but data files
+        (`DATA_SUFFIXES`: the samples tables hold their rows)."""
         images: dict[str, Any] = {}
         for path in map(Path, paths):
             if not path.is_file():
                 # A missing file is the caller's problem, not W&B's: skip it, stay enabled.
                 _log.warning("W&B: not attaching %s: no such file", path)
+            elif path.suffix.lower() in DATA_SUFFIXES:
+                _log.debug("W&B: not saving %s: data files stay only in the run folder", path)
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 images[f"plots/{path.stem}"] = wandb.Image(str(path))
             else:
