@@ -2,12 +2,16 @@
 
 The HTML embeds every figure as a base64 PNG and carries its own CSS: no external `src` or
 `href`, so it opens offline, attaches to an e-mail and survives being copied anywhere. The
-Markdown links the same PNG files, kept in `report_figures/` next to it.
+Markdown links the same PNG files, kept in `report_figures/` next to it. A section may carry
+raw HTML and a script (the sample browser); the page's Content-Security-Policy allows exactly
+those scripts, by hash, and no external resource, so text that slipped through unescaped could
+still neither run nor load anything.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import math
 import re
@@ -40,6 +44,12 @@ class Section:
     text: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    html: str = ""
+    """Raw HTML after the tables; trusted: the report code that builds it escapes all data."""
+    script: str = ""
+    """JavaScript for `html`, inlined at the end of the page (and allowed by the CSP)."""
+    markdown: str = ""
+    """What the Markdown report says in place of `html` and `script`."""
 
 
 def number(value: object, digits: int = 3) -> str:
@@ -66,7 +76,7 @@ def interval(low: object, high: object, digits: int = 3) -> str:
     return f"[{number(low, digits)}, {number(high, digits)}]"
 
 
-def _inline(text: str) -> str:
+def inline(text: str) -> str:
     """Escaped HTML with `code` spans: the only markup report text uses."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
@@ -78,7 +88,7 @@ def _html_table(caption: str, frame: pd.DataFrame) -> str:
         for row in frame.itertuples(index=False)
     )
     return (
-        f"<table><caption>{_inline(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<table><caption>{inline(caption)}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>"
     )
 
@@ -93,24 +103,36 @@ def _md_table(caption: str, frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _policy(scripts: Sequence[str]) -> str:
+    """Nothing external, and no script but these (by hash): an unescaped `<script>` or
+    `onerror=` in model output would be inert."""
+    hashes = [base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in scripts]
+    allowed = " ".join(f"'sha256-{h}'" for h in hashes) or "'none'"
+    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {allowed}"
+
+
 def write_html(
     path: Path, title: str, sections: Sequence[Section], figures: Mapping[str, Path]
 ) -> Path:
     """The self-contained report (see the module docstring)."""
+    scripts = [section.script for section in sections if section.script]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f'<meta http-equiv="Content-Security-Policy" content="{_policy(scripts)}">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        parts += [f"<p class='note'>{_inline(t)}</p>" for t in section.text]
+        parts += [f"<p class='note'>{inline(t)}</p>" for t in section.text]
         for name in section.figures:
             data = base64.b64encode(figures[name].read_bytes()).decode("ascii")
             parts.append(
                 f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'></p>"
             )
         parts += [_html_table(caption, frame) for caption, frame in section.tables]
+        parts += [section.html] if section.html else []
+    parts += [f"<script>{script}</script>" for script in scripts]
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -128,5 +150,6 @@ def write_markdown(
             relative = figures[name].relative_to(path.parent).as_posix()
             parts.append(f"![{name}]({relative})")
         parts += [_md_table(caption, frame) for caption, frame in section.tables]
+        parts += [section.markdown] if section.markdown else []
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
