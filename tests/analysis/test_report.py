@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import wandb
 from fakeserver import FakeOpenAI, solve_arithmetic
+from run_folders import run_folder
 from wandbfiles import items, records_by_type
 
 import ttcbench
@@ -81,7 +82,12 @@ def test_html_is_self_contained(report) -> None:
     links = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", html)
     assert links and all(link.startswith("data:") for link in links)
     assert html.count("<img ") == len(report.figures) >= 5
-    assert "<link" not in html and "<script" not in html and "@import" not in html
+    assert "<link" not in html and "@import" not in html
+    # Only the sample browser's inline data and script (report_samples), nothing loaded.
+    assert re.findall(r"<script[^>]*>", html) == [
+        "<script type='application/json' id='sb-data'>",
+        "<script>",
+    ]
 
 
 def test_summary_table_matches_summary_csv(report, sweep: Path) -> None:
@@ -115,7 +121,8 @@ def test_headline_table_is_sorted_and_exact(report, sweep: Path) -> None:
         gains["class"]
     )
     # Gain over all problems = (acc at 8 - acc at 1) / log2(tokens at 8 / tokens at 1).
-    csv = pd.read_csv(sweep / "arithmetic/small/majority_vote-pow2_8/summary.csv")
+    run = run_folder(sweep / "arithmetic/small", "majority_vote-pow2_8")
+    csv = pd.read_csv(run / "summary.csv")
     first, last = csv.iloc[0], csv.iloc[-1]
     expected = (last.accuracy - first.accuracy) / math.log2(last.tokens / first.tokens)
     row = gains[(gains["class"] == "all") & (gains["strategy"] == "majority_vote")].iloc[0]
@@ -153,7 +160,7 @@ def test_folder_of_runs_two_models_and_flops_matched(sweep: Path, tmp_path: Path
     labels = set(result.tables["summary"]["strategy"])
     assert labels == {"small: majority_vote", "small: best_of_n[oracle]", "large: majority_vote"}
     ours = result.tables["flops_matched"].set_index("strategy")
-    runs = [*small_runs(sweep), sweep / "arithmetic/large/majority_vote-pow2_8"]
+    runs = [*small_runs(sweep), run_folder(sweep / "arithmetic/large", "majority_vote-one")]
     direct = flops_matched(load_runs(runs), small="small", large="large").set_index("strategy")
     row = ours.loc["majority_vote"]
     assert row["in_range"] and row["diff"] == pytest.approx(direct.loc["majority_vote", "diff"])

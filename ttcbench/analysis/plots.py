@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 # Figures are built with `Figure` directly, never pyplot: importing ttcbench must not change
 # the user's backend (a notebook's inline plots) and a file-only figure needs no GUI.
 from matplotlib.figure import Figure
-import pandas as pd
+
+from ttcbench.analysis.report_figures import drawable, whiskers
 
 # Marker and line style differ per strategy so curves stay apart without colour.
 _STYLES = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", "-"), ("P", "--")]
@@ -22,11 +25,11 @@ COMPUTE_AXES = {
 }
 
 
-
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi=None, **kw):
     """`plt.subplots` without pyplot: a figure no GUI backend ever sees."""
     fig = Figure(figsize=figsize, dpi=dpi)
     return fig, fig.subplots(nrows, ncols, **kw)
+
 
 def plot_accuracy_vs_compute(
     summary: pd.DataFrame, path: Path, *, x: str = "tokens", title: str = ""
@@ -35,11 +38,18 @@ def plot_accuracy_vs_compute(
     if x not in COMPUTE_AXES:
         raise ValueError(f"unknown compute axis {x!r}; valid: {', '.join(COMPUTE_AXES)}")
     fig, ax = _subplots(figsize=(6.4, 4.2), dpi=120)
-    for i, (strategy, rows) in enumerate(summary.groupby("strategy", sort=True)):
+    # A log2 axis cannot show zero compute, and an all-error budget has no accuracy: such
+    # points are left out and counted in a note, so the axis stays what its label says.
+    shown = drawable(summary, x)
+    for i, (strategy, rows) in enumerate(shown.groupby("strategy", sort=True)):
         rows = rows.sort_values(x)
         marker, line = _STYLES[i % len(_STYLES)]
-        ax.plot(rows[x], rows["accuracy"], marker=marker, linestyle=line, label=strategy)
-        ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], alpha=0.18)
+        lines = ax.plot(rows[x], rows["accuracy"], marker=marker, linestyle=line, label=strategy)
+        colour = lines[0].get_color()
+        if rows[x].nunique() > 1:
+            ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], alpha=0.18, color=colour)
+        else:  # one budget: a band would be an invisible hairline
+            whiskers(ax, rows[x], rows["accuracy"], rows["ci_low"], rows["ci_high"], colour)
         for _, r in rows.iterrows():
             ax.annotate(
                 f"{r['budget']}",
@@ -48,14 +58,17 @@ def plot_accuracy_vs_compute(
                 xytext=(4, 4),
                 fontsize=7,
             )
-    if (summary[x] > 0).all():
-        ax.set_xscale("log", base=2)
-    ax.set_xlabel(COMPUTE_AXES[x])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"{COMPUTE_AXES[x]} (log2)")
+    if left_out := len(summary) - len(shown):
+        note = f"{left_out} of {len(summary)} points not drawn: no accuracy or no compute"
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7)
     ax.set_ylabel("accuracy (95% CI band)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.3)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    if len(shown):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

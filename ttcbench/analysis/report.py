@@ -40,6 +40,8 @@ from ttcbench.analysis.report_data import (
     pool_calls,
     series_labels,
 )
+from ttcbench.analysis.report_fits import fits_section
+from ttcbench.analysis.report_provenance import provenance_section
 from ttcbench.analysis.report_render import (
     FIGURE_DIR,
     Section,
@@ -49,11 +51,11 @@ from ttcbench.analysis.report_render import (
     write_html,
     write_markdown,
 )
+from ttcbench.analysis.report_samples import SAMPLE_CAP, samples_section
 from ttcbench.analysis.report_sections import (
     Build,
     classes_section,
     coverage_section,
-    fits_section,
     gains_section,
     guarded,
 )
@@ -87,6 +89,7 @@ def build_report(
     n_resamples: int = 1000,
     fit_resamples: int = 200,
     difficulty_bins: int = 3,
+    samples: int | None = SAMPLE_CAP,  # calls in the sample browser; None: all (--samples)
 ) -> Report:
     """Read the runs of `sources` and write the report into `out_dir` (see module docstring).
 
@@ -118,9 +121,10 @@ def build_report(
         Path(out_dir) / FIGURE_DIR,
         n_resamples,
         fit_resamples,
-        figs.styles(list(attempts["strategy"])),
+        figs.styles([*attempts["strategy"], *(s for _, v in views for s in v["strategy"])]),
     )
     sections = [
+        provenance_section(runs),
         _overview(build, notes),
         _summary_section(build),
         guarded("Per class", classes_section, build),
@@ -133,6 +137,7 @@ def build_report(
         sections.append(guarded("FLOPs-matched: small vs large model", matched_section, build))
     if refs:
         sections.append(references_section(build, refs))
+    sections.append(samples_section(runs, samples))  # the sample browser (report_samples)
     return _write(build, sections, Path(out_dir))
 
 
@@ -152,15 +157,16 @@ def _write(build: Build, sections: list[Section], out_dir: Path) -> Report:
 
 
 def _heading(runs: RunSet) -> str:
-    return f"{', '.join(runs.tasks)} · {', '.join(runs.models)} · {runs.problems} problems"
+    return f"{', '.join(runs.tasks)} · {', '.join(runs.models)} · {runs.size}"
 
 
 def _overview(b: Build, notes: list[str]) -> Section:
     runs = b.runs
     models = ", ".join(f"{m} ({p:g}B)" if p else m for m, p in runs.models.items())
     text = [
-        f"{len(runs.runs)} run(s); task(s): {', '.join(runs.tasks)}; model(s): {models}; "
-        f"{runs.problems} problems; compute axis: {b.xlabel}. Intervals are 95% bootstrap "
+        f"{runs.size}{f' ({runs.problems} distinct)' if len(runs.runs) > 1 else ''}; "
+        f"task(s): {', '.join(runs.tasks)}; "
+        f"model(s): {models}; compute axis: {b.xlabel}. Intervals are 95% bootstrap "
         "intervals over problems."
     ]
     frames = [b.attempts, *(attempts for _, attempts in b.views)]
@@ -257,6 +263,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"published results to overlay: {', '.join(available_references())}",
     )
     p.add_argument("--fit-resamples", type=int, default=200, help="0 skips fit intervals")
+    p.add_argument(
+        "--samples",
+        type=lambda v: None if v == "all" else int(v),
+        default=SAMPLE_CAP,
+        help=f"calls in the HTML sample browser: a number, or all (default {SAMPLE_CAP})",
+    )
     return p
 
 
@@ -273,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             by=args.by,
             references=args.reference,
             fit_resamples=args.fit_resamples,
+            samples=args.samples,
         )
     except ReportError as err:
         print(f"ttcbench-report: error: {err}", file=sys.stderr)

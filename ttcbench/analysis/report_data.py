@@ -12,14 +12,18 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from ttcbench.analysis.classes import DIFFICULTY, difficulty_attempts
+from ttcbench.analysis.consistency import link_pools
 from ttcbench.analysis.curves import compute_values
+from ttcbench.analysis.shards import group_shards, merge_shards
 from ttcbench.analysis.summary import strategy_labels
+from ttcbench.records import read_provenance
 from ttcbench.store import SampleStore, flatten_classes
 from ttcbench.types import TtcbenchError
 
@@ -55,10 +59,20 @@ class RunSet:
     models: dict[str, float | None]
     """Model name -> size in billions of parameters (None when the config does not say)."""
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Run folder -> its provenance.json (None for a run that has none: an older ttcbench)."""
 
     @property
     def problems(self) -> int:
         return int(self.attempts[["task", "problem_id"]].drop_duplicates().shape[0])
+
+    @property
+    def size(self) -> str:
+        """`12 problems` for one run, `3 runs, 2–12 problems` for runs of different sizes."""
+        per_run = self.attempts.drop_duplicates(["run", "task", "problem_id"]).groupby("run").size()
+        low, high = int(per_run.min()), int(per_run.max())
+        problems = f"{low} problems" if low == high else f"{low}–{high} problems"
+        return problems if len(per_run) == 1 else f"{len(per_run)} runs, {problems}"
 
 
 def axis_column(axis: str) -> str:
@@ -75,6 +89,11 @@ def find_runs(sources: Sequence[Path | str]) -> list[Path]:
     for source in map(Path, sources):
         if not source.exists():
             raise ReportError(f"{source} does not exist: give a run folder or a results folder")
+        if in_wandb_copy(source):
+            raise ReportError(
+                f"{source} is W&B's copy of a run's files: give the run folder that holds "
+                "its wandb/ folder instead"
+            )
         if source.is_file():
             if source.name not in ("attempts.parquet", "store.sqlite"):
                 raise ReportError(
@@ -93,6 +112,17 @@ def find_runs(sources: Sequence[Path | str]) -> list[Path]:
             "attempts.parquet) or a folder of run folders, e.g. results/"
         )
     return runs
+
+
+def in_wandb_copy(path: Path) -> bool:
+    """Whether `path` lies in a W&B run's folder (`wandb/run-*`, `wandb/offline-run-*`,
+    `wandb/latest-run`): files there are W&B's copies, never a run of their own. A folder
+    merely named wandb higher up (a project checkout) does not count."""
+    parts = Path(path).absolute().parts
+    return any(
+        a == "wandb" and b.startswith(("run-", "offline-run-", "latest-run"))
+        for a, b in zip(parts, parts[1:], strict=False)
+    )
 
 
 def _read_frames(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -127,27 +157,40 @@ def _model_of(run: Path, calls: pd.DataFrame) -> tuple[str, float | None]:
 
 
 def load(sources: Sequence[Path | str]) -> RunSet:
-    """Read every run of `sources` into one RunSet (see the module docstring)."""
+    """Read every run of `sources` into one RunSet (see the module docstring). A run whose
+    attempts all failed (provider errors) has nothing to plot: it is left out with a note."""
     runs = find_runs(sources)
     attempts, calls = [], []
     models: dict[str, float | None] = {}
-    for run in runs:
-        run_attempts, run_calls = _read_frames(run)
+    kept: list[Path] = []
+    jobs, notes = group_shards(runs)  # a sharded job's folders are read as one run
+    for run, folders in jobs:
+        run_attempts, run_calls = merge_shards([_read_frames(folder) for folder in folders])
         if run_attempts.empty:
             continue
-        model, size = _model_of(run, run_calls)
+        if "error" in run_attempts and run_attempts["error"].notna().all():
+            notes.append(
+                f"Left out {run}: all {len(run_attempts)} of its attempts failed (provider "
+                "errors), so it has no accuracy to show; re-run its command to resume it."
+            )
+            continue
+        model, size = _model_of(folders[0], run_calls)
         models[model] = size if size is not None else models.get(model)
         extra = {"model": model, "params_b": size, "run": str(run)}
         attempts.append(run_attempts.assign(**extra))
+        kept.extend(folders)
         if not run_calls.empty:
             calls.append(run_calls.assign(**extra))
     if not attempts:
-        raise ReportError(f"the runs in {', '.join(map(str, runs))} hold no attempts yet")
+        why = " ".join(notes) or "they hold no attempts yet"
+        raise ReportError(f"nothing to report from {', '.join(map(str, runs))}: {why}")
     frame = pd.concat(attempts, ignore_index=True)
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
     call_frame = pd.concat(calls, ignore_index=True) if calls else pd.DataFrame()
     tasks = sorted(frame["task"].dropna().astype(str).unique())
-    return RunSet(frame, call_frame, runs, tasks, models)
+    provenance = {str(run): read_provenance(run) for run in kept}
+    frame, pooled = link_pools(frame, call_frame)  # single = its pool's per-sample accuracy
+    return RunSet(frame, call_frame, kept, tasks, models, notes + pooled, provenance)
 
 
 def check_axis(attempts: pd.DataFrame, axis: str) -> None:
@@ -242,15 +285,21 @@ def difficulty_view(
     parts = []
     for model, pool in pools.groupby("model", sort=True):
         half = int(pool.groupby(["task", "problem_id"]).size().max()) // 2
-        if half < 2:
+        estimators = _pool_estimators(runs.attempts[runs.attempts["model"] == model])
+        if half < 2 or not estimators:
             continue
         budgets = [2**i for i in range(half.bit_length()) if 2**i <= half]
-        scored = difficulty_attempts(pool, budgets, n_bins=bins, params_b=runs.models.get(model))
+        scored = difficulty_attempts(
+            pool, budgets, n_bins=bins, estimators=estimators, params_b=runs.models.get(model)
+        )
         prefix = f"{model}: " if len(runs.models) > 1 else ""
         labels = prefix + strategy_labels(scored).astype(str)
         parts.append(scored.assign(strategy=labels, verifier=None))
     if not parts:
-        notes.append("No model-derived difficulty: it needs pools of 4 or more samples.")
+        notes.append(
+            "No model-derived difficulty: it needs pools of 4 or more samples, and a run of "
+            "majority_vote or best_of_n[oracle] (the strategies a pool can score)."
+        )
         return []
     notes.append(
         "Model-derived difficulty bins (`model_difficulty` d1 = hardest … "
@@ -260,3 +309,14 @@ def difficulty_view(
         "both put it in an easy bin and score it there. Budgets go up to half the pool."
     )
     return [(DIFFICULTY, pd.concat(parts, ignore_index=True))]
+
+
+_POOL_ESTIMATORS = {"majority_vote": "majority", "best_of_n[oracle]": "pass_at_k"}
+"""Run strategy -> the pool estimator that scores it: the difficulty view shows only these."""
+
+
+def _pool_estimators(attempts: pd.DataFrame) -> list[str]:
+    """Estimators for the strategies these attempts ran, so a report never shows a series
+    (e.g. best_of_n[oracle]) that no run used."""
+    ran = set(strategy_labels(attempts).astype(str))
+    return [estimator for name, estimator in _POOL_ESTIMATORS.items() if name in ran]

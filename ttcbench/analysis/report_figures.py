@@ -7,17 +7,20 @@ strategies (`[oracle]` in the name) are labelled "not deployable" in every legen
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# Figures are built with `Figure` directly, never pyplot: importing ttcbench must not change
-# the user's backend (a notebook's inline plots) and a file-only figure needs no GUI.
-from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+
+# Figures are built with `Figure` directly, never pyplot: importing ttcbench must not change
+# the user's backend (a notebook's inline plots) and a file-only figure needs no GUI.
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from ttcbench.analysis.fits import CoverageFit
@@ -30,22 +33,32 @@ _COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#
 Style = dict[str, Any]
 
 
-
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi=None, **kw):
     """`plt.subplots` without pyplot: a figure no GUI backend ever sees."""
     fig = Figure(figsize=figsize, dpi=dpi)
     return fig, fig.subplots(nrows, ncols, **kw)
 
+
 def styles(series: Sequence[str]) -> dict[str, Style]:
-    """One (colour, marker, line style) per series name, stable for the whole report."""
+    """One (colour, marker, line style) per series name, stable for the whole report; every
+    series gets a colour of its own (Okabe-Ito first, then evenly spaced hues)."""
+    names = sorted(set(map(str, series)))
     return {
         name: {
-            "color": _COLOURS[i % len(_COLOURS)],
+            "color": colour,
             "marker": _MARKERS[i % len(_MARKERS)],
             "linestyle": _LINES[i % len(_LINES)],
         }
-        for i, name in enumerate(sorted(set(series)))
+        for i, (name, colour) in enumerate(zip(names, colours(len(names)), strict=True))
     }
+
+
+def colours(n: int) -> list[str]:
+    """`n` distinct colours: the Okabe-Ito palette, then hues around the colour wheel."""
+    if n <= len(_COLOURS):
+        return _COLOURS[:n]
+    extra = n - len(_COLOURS)
+    return _COLOURS + [to_hex(colorsys.hsv_to_rgb(i / extra, 0.75, 0.8)) for i in range(extra)]
 
 
 def legend_label(series: str) -> str:
@@ -55,13 +68,19 @@ def legend_label(series: str) -> str:
 def draw_curves(
     ax: Axes, table: pd.DataFrame, look: Mapping[str, Style], *, x: str = "compute"
 ) -> None:
-    """One line per strategy with its interval band; budgets written next to the points."""
+    """One line per strategy with its interval band (whiskers for a one-point strategy, whose
+    band would be an invisible hairline); budgets written next to the points. Points without
+    a positive compute value (nothing measured) are left out, so the axis stays log2."""
+    table = drawable(table, x)
     for strategy, rows in table.groupby("strategy", sort=True):
         rows = rows.sort_values(x)
         style = look.get(str(strategy), {})
         ax.plot(rows[x], rows["accuracy"], label=legend_label(str(strategy)), **style)
         colour = style.get("color")
-        ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], alpha=0.15, color=colour)
+        if rows[x].nunique() > 1:
+            ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], alpha=0.15, color=colour)
+        else:
+            whiskers(ax, rows[x], rows["accuracy"], rows["ci_low"], rows["ci_high"], colour)
         for r in rows.itertuples():
             ax.annotate(
                 str(r.budget),
@@ -75,10 +94,24 @@ def draw_curves(
     ax.grid(True, alpha=0.3)
 
 
+def drawable(table: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The rows a log2 axis can show: positive compute and a measured accuracy."""
+    values = pd.to_numeric(table[x], errors="coerce")
+    return table[(values > 0) & table["accuracy"].notna()]
+
+
+def whiskers(ax: Axes, x: Any, y: Any, low: Any, high: Any, colour: Any) -> None:
+    """An interval drawn as an error bar with caps (a band needs two compute values)."""
+    y, low, high = (np.asarray(v, float) for v in (y, low, high))
+    spread = np.nan_to_num([np.maximum(y - low, 0), np.maximum(high - y, 0)])
+    ax.errorbar(x, y, yerr=spread, fmt="none", ecolor=colour, capsize=4, elinewidth=1.2)
+
+
 def _log2_axis(ax: Axes, values: pd.Series) -> None:
     """A log2 x axis labelled with plain numbers (16, 1,024, 3.2e+12): easier to read than 2^x,
-    and it skips mathtext, the costliest part of drawing a small figure."""
-    if len(values) and (pd.to_numeric(values, errors="coerce") > 0).all():
+    and it skips mathtext, the costliest part of drawing a small figure. Always log2 (the
+    labels say so): callers leave out the points without a positive value."""
+    if (pd.to_numeric(values, errors="coerce") > 0).any():
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(_tick))
         ax.xaxis.set_minor_locator(NullLocator())
@@ -106,7 +139,7 @@ def curves_figure(
     """Accuracy vs compute per strategy (the report's first figure)."""
     fig, ax = _subplots(figsize=(6.6, 4.2))
     draw_curves(ax, table, look)
-    ax.set(xlabel=f"{xlabel} (log2)", ylabel="accuracy (95% CI band)")
+    ax.set(xlabel=f"{xlabel} (log2)", ylabel="accuracy (95% CI: band or whiskers)")
     ax.set_title(title, fontsize=9)
     _legend(ax)
     fig.tight_layout()
@@ -155,9 +188,13 @@ def coverage_figure(
         style = look[str(series)]
         rows = rows.sort_values("budget")
         ax.plot(rows["budget"], rows["accuracy"], label=str(series), **style)
-        ax.fill_between(
-            rows["budget"], rows["ci_low"], rows["ci_high"], alpha=0.12, color=style["color"]
-        )
+        if rows["budget"].nunique() > 1:
+            ax.fill_between(
+                rows["budget"], rows["ci_low"], rows["ci_high"], alpha=0.12, color=style["color"]
+            )
+        else:
+            whiskers(ax, rows["budget"], rows["accuracy"], rows["ci_low"], rows["ci_high"],
+                     style["color"])  # fmt: skip
         fit = fits.get(str(series))
         if fit is not None and fit.status == "ok":
             k = np.geomspace(fit.k_min, fit.k_max, 50)

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ttcbench.analysis import report_figures as figs
@@ -21,7 +20,6 @@ from ttcbench.analysis.fits import CoverageFit, fit_coverage
 from ttcbench.analysis.pools import pool_estimates
 from ttcbench.analysis.report_data import RunSet
 from ttcbench.analysis.report_render import Section, compute, interval, number
-from ttcbench.analysis.scaling import fit_table
 from ttcbench.analysis.summary import summarize
 
 ALL = "all"
@@ -152,76 +150,6 @@ def gains_section(b: Build) -> Section:
         "problems. Sorted from the largest gain."
     ]
     return Section("Which classes gain", text, ["gains"], [("class × strategy", display)])
-
-
-def fits_section(b: Build) -> Section:
-    """Logistic fits of accuracy vs log2 compute per strategy and class."""
-    quick = b.fit_resamples < 1
-    parts = [_fits(b, b.attempts, None, quick)]
-    parts += [_fits(b, attempts, view, quick) for view, attempts in b.views]
-    table = pd.concat(parts, ignore_index=True)
-    b.tables["fits"] = table
-    for r in table[(table["class"] == ALL) & (table["status"] == "ok")].itertuples():
-        b.metrics[f"report/ceiling/{r.strategy}"] = float(r.ceiling)
-    text = [
-        "accuracy = floor + (ceiling − floor) / (1 + exp(−slope (log2 compute − midpoint))), "
-        "least squares over the measured budgets; the fit range is the compute measured and "
-        "nothing here is extrapolated beyond it (`compute to 90%` reads 'beyond measured' "
-        "when the fitted curve reaches 90% of its ceiling only past the largest budget). "
-        "A 4-parameter fit needs 4 or more budgets; `flat` means every point is equal."
-    ]
-    if ((table["status"] == "ok") & (table["budgets"] == 4)).any():
-        text.append(
-            "With exactly 4 budgets the 4-parameter logistic passes through every point (RMSE "
-            "≈ 0): it describes the points, it does not test the curve's shape."
-        )
-    if (table["status"] == "failed").any():
-        text.append("`failed`: fewer than 4 budgets, or the optimiser did not converge.")
-    display = _fit_display(table)
-    if quick:
-        text.append("Fit intervals were skipped (quick report); `ttcbench-report` adds them.")
-        display = display.drop(columns=["ceiling 95% CI"])
-    return Section("Fitted curves", text, [], [("logistic fit per strategy × class", display)])
-
-
-def _fits(b: Build, attempts: pd.DataFrame, view: str | None, quick: bool) -> pd.DataFrame:
-    by = [view] if view else []
-    table = fit_table(attempts, by=by, x=b.column, n_resamples=max(b.fit_resamples, 1))
-    if quick:
-        for column in ("ceiling_low", "ceiling_high", "compute_90_low", "compute_90_high"):
-            table[column] = np.nan
-    labels = [class_label(view, v) for v in table[view]] if view else [ALL] * len(table)
-    return table.drop(columns=by).assign(**{"class": labels})
-
-
-def _fit_display(table: pd.DataFrame) -> pd.DataFrame:
-    midpoint = 2.0 ** table["midpoint"].astype(float)
-    # A failed point fit has no interval, even where some replicates came out flat.
-    failed = table["status"] == "failed"
-    table = table.assign(**{c: table[c].mask(failed) for c in ("ceiling_low", "ceiling_high")})
-    return pd.DataFrame(
-        {
-            "class": table["class"],
-            "strategy": table["strategy"],
-            "status": table["status"],
-            "floor": table["floor"].map(number),
-            "ceiling": table["ceiling"].map(number),
-            "ceiling 95% CI": [
-                interval(lo, hi)
-                for lo, hi in zip(table.ceiling_low, table.ceiling_high, strict=True)
-            ],
-            "slope / doubling": table["slope"].map(number),
-            "midpoint": midpoint.map(compute),
-            "RMSE": table["rmse"].map(lambda v: number(v, 4)),
-            "fit range": [
-                f"{compute(lo)}–{compute(hi)}"
-                for lo, hi in zip(table.compute_min, table.compute_max, strict=True)
-            ],
-            "compute to 90%": table["compute_90"].map(
-                lambda v: "beyond measured" if v == np.inf else compute(v)
-            ),
-        }
-    )
 
 
 def coverage_section(b: Build) -> Section:
