@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttcbench.analysis.bootstrap import bootstrap_ci, paired_bootstrap_diff
+from ttcbench.analysis.bootstrap import (
+    bootstrap_ci,
+    bootstrap_means,
+    paired_bootstrap_diff,
+    two_level_means,
+)
 
 
 def test_coverage_of_a_bernoulli_mean() -> None:
@@ -88,3 +93,28 @@ def test_paired_diff_nan_and_errors() -> None:
         paired_bootstrap_diff(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="both sides"):
         paired_bootstrap_diff(np.array([np.nan]), np.array([1.0]))
+
+
+def test_two_level_adds_the_within_problem_noise() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.random((100, 2))
+    plain = bootstrap_means(values, n_resamples=500, seed=3)
+    np.testing.assert_array_equal(two_level_means(values, None, n_resamples=500, seed=3), plain)
+    noise = rng.normal(0.0, 0.3, (500, 100, 2))
+    noise -= noise.mean(axis=0)
+    both = two_level_means(values, noise, n_resamples=500, seed=3)
+    assert both.std(axis=0)[0] > 1.2 * plain.std(axis=0)[0]  # sd(noise)/10 on top of ~0.029
+    assert np.abs(both.mean(axis=0) - values.mean(axis=0)).max() < 0.01  # still centred
+    with_nan = values.copy()
+    with_nan[:5, 1] = np.nan  # a missing score adds no noise either
+    assert not np.isnan(two_level_means(with_nan, noise, n_resamples=500, seed=3)).any()
+
+
+def test_paired_diff_with_noise_is_wider() -> None:
+    rng = np.random.default_rng(8)
+    a, b = rng.random(60), rng.random(60)
+    _, low, high = paired_bootstrap_diff(a, b, n_resamples=400)
+    noise = rng.normal(0.0, 0.5, (400, 60))
+    mean, low2, high2 = paired_bootstrap_diff(a, b, n_resamples=400, noise=noise)
+    assert mean == pytest.approx(np.mean(a - b))
+    assert high2 - low2 > high - low

@@ -96,3 +96,11 @@ def test_small_model_with_samples_vs_large_model_at_matched_flops(tmp_path: Path
     assert not beyond["in_range"] and np.isnan(beyond["small_accuracy"])
     with pytest.raises(ValueError, match="model"):
         flops_matched(attempts.drop(columns=["model"]), small="small", large="big")
+
+
+def test_tied_strategies_share_p_best() -> None:
+    # Two names for one estimate (single and majority@1 of one pool): neither is "the best".
+    rows = pd.DataFrame(_curve("a", "all", [0.4], 100, seed=3))
+    levels = strategy_levels(pd.concat([rows, rows.assign(strategy="b")]), n_resamples=200)
+    assert levels["p_best"].tolist() == [0.5, 0.5]
+    assert frontier(levels).loc[0, "overlapping"] in ("a", "b")

@@ -1,4 +1,5 @@
-"""Bootstrap confidence intervals with problems as the unit of resampling.
+"""Bootstrap confidence intervals with problems as the unit of resampling, and optionally
+the samples within each problem as a second level (`two_level_means`).
 
 Samples of one problem are correlated, so intervals resample whole problems (rows). Columns
 are budgets of one curve: every column sees the same resampled problems, so the band around a
@@ -57,6 +58,29 @@ def bootstrap_means(matrix: np.ndarray, *, n_resamples: int = 1000, seed: int = 
         return (counts @ np.where(valid, matrix, 0.0)) / (counts @ valid)
 
 
+def two_level_means(
+    matrix: np.ndarray, noise: np.ndarray | None = None, *, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """`bootstrap_means` over problems and, within each problem, over its samples.
+
+    `noise` (n_resamples x problems x columns) is what re-drawing each problem's samples does
+    to its score in each replicate, centred on zero (`noise.pool_noise` resamples a pool and
+    re-scores it; a one-draw score has none to add, see `frontier.strategy_levels`). Replicate
+    r averages matrix + noise[r] over the problems that problem resample r drew: the same
+    problem draws as `bootstrap_means` with the same seed, so columns and strategies resampled
+    with one seed stay paired. Without noise it equals `bootstrap_means`.
+    """
+    means = bootstrap_means(matrix, n_resamples=n_resamples, seed=seed)
+    if noise is None:
+        return means
+    matrix = np.asarray(matrix, dtype=float)
+    valid = ~np.isnan(matrix)
+    counts = _resample_counts(len(matrix), n_resamples, seed)
+    added = np.einsum("rp,rpc->rc", counts, np.where(valid, np.nan_to_num(noise), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return means + added / (counts @ valid)
+
+
 def bootstrap_ci(
     values: np.ndarray, *, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,11 +113,14 @@ def paired_bootstrap_diff(
     level: float = 0.95,
     n_resamples: int = 1000,
     seed: int = 0,
+    noise: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """Mean difference a - b over the same problems and its percentile-bootstrap interval.
 
     Problems are resampled jointly, so the shared difficulty of each problem cancels and the
-    interval is much tighter than comparing two separate intervals. Returns (mean, low, high).
+    interval is much tighter than comparing two separate intervals. `noise`
+    (n_resamples x problems), the within-problem noise of a - b (see `two_level_means`), adds
+    the second level. Returns (mean, low, high).
     """
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.ndim != 1 or a_arr.shape != b_arr.shape:
@@ -101,9 +128,17 @@ def paired_bootstrap_diff(
             f"a and b must be 1-D over the same problems, got shapes {a_arr.shape}, {b_arr.shape}"
         )
     diff = a_arr - b_arr
-    diff = diff[~np.isnan(diff)]  # a problem counts only where both sides have a result
+    both = ~np.isnan(diff)  # a problem counts only where both sides have a result
+    diff = diff[both]
     if diff.size == 0:
         raise ValueError("no problems with results on both sides to compare")
-    low, high = bootstrap_ci(diff, level=level, n_resamples=n_resamples, seed=seed)
+    if noise is None:
+        low, high = bootstrap_ci(diff, level=level, n_resamples=n_resamples, seed=seed)
+    else:
+        _check_settings(level, n_resamples)
+        reps = two_level_means(
+            diff[:, None], np.asarray(noise)[:, both, None], n_resamples=n_resamples, seed=seed
+        )[:, 0]
+        low, high = np.nanquantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     mean = np.clip(diff.mean(), diff.min(), diff.max())  # exact for all-equal differences
     return float(mean), float(low), float(high)

@@ -17,7 +17,8 @@ import yaml
 
 from ttcbench.analysis.bootstrap import paired_bootstrap_diff
 from ttcbench.analysis.curves import groups, problem_index
-from ttcbench.analysis.frontier import _classes, per_problem_levels
+from ttcbench.analysis.frontier import _classes, _read_levels, per_problem_levels
+from ttcbench.analysis.noise import within_noise
 
 MATCHED_COLUMNS = [
     "small_model", "large_model", "strategy", "flops", "problems", "small_accuracy",
@@ -69,11 +70,14 @@ def flops_matched(
     level: float = 0.95,
     n_resamples: int = 1000,
     seed: int = 0,
+    calls: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per (*by, small-model strategy): the small model's accuracy at the large model's
     single-sample FLOPs per problem vs the large model's accuracy, paired over the problems
     both answered. `in_range` is False (and accuracies NaN) when the small model's curve was
-    not measured up to those FLOPs: no extrapolation. Columns: *by, MATCHED_COLUMNS.
+    not measured up to those FLOPs: no extrapolation. The difference's interval is two-level
+    (problems and samples, `frontier.noise.within_noise`; `calls` resamples linked pools).
+    Columns: *by, MATCHED_COLUMNS.
     """
     if "model" not in attempts:
         raise ValueError("attempts need a `model` column: build them with load_runs(run_dirs)")
@@ -85,8 +89,11 @@ def flops_matched(
         flops = float(pd.to_numeric(big["flops"], errors="coerce").mean())
         if np.isnan(flops):
             raise ValueError(f"the large model {large!r} has no flops: set its model.params_b")
+        large_noise = _noise(big, calls, index, "flops", np.zeros(1), n_resamples, seed)
         for strategy, g in groups(class_rows[class_rows["model"] == small]):
-            per, _ = per_problem_levels(g, "flops", index, np.array([np.log2(flops)]))
+            at = np.array([np.log2(flops)])
+            per, _ = per_problem_levels(g, "flops", index, at)
+            noise = _noise(g, calls, index, "flops", at, n_resamples, seed) - large_noise
             rows.append(
                 {
                     **labels,
@@ -100,13 +107,27 @@ def flops_matched(
                         level,
                         n_resamples,
                         seed,
+                        noise,
                     ),
                 }
             )
     return pd.DataFrame(rows, columns=[*by, *MATCHED_COLUMNS])
 
 
-def _compare(small_scores, large_scores, small, large, strategy, flops, level, n_resamples, seed):
+def _noise(group, calls, index, x, at, n_resamples, seed) -> np.ndarray:
+    """Within-problem noise (replicates x problems) of `group` read at log2 compute `at`, or
+    at its only budget when `at` is zeros(1) (the large model's budget 1)."""
+    per, _, used, (budgets, scores) = _read_levels(group, x, index, None if not at.any() else at)
+    within = within_noise(group, calls, index, budgets, scores, n_resamples=n_resamples,
+                          seed=seed + 1)  # fmt: skip
+    if within is None:
+        return np.zeros((n_resamples, len(index)))
+    return (np.nan_to_num(within) @ used)[:, :, 0]
+
+
+def _compare(
+    small_scores, large_scores, small, large, strategy, flops, level, n_resamples, seed, noise
+):
     """One matched row: means over problems both sides scored, and the paired interval."""
     both = ~(np.isnan(small_scores) | np.isnan(large_scores))
     row = {
@@ -120,7 +141,12 @@ def _compare(small_scores, large_scores, small, large, strategy, flops, level, n
     if not both.any():
         return {**row, **dict.fromkeys(MATCHED_COLUMNS[5:10], np.nan)}
     diff, low, high = paired_bootstrap_diff(
-        small_scores[both], large_scores[both], level=level, n_resamples=n_resamples, seed=seed
+        small_scores[both],
+        large_scores[both],
+        level=level,
+        n_resamples=n_resamples,
+        seed=seed,
+        noise=noise[:, both] if noise.any() else None,
     )
     return {
         **row,

@@ -22,7 +22,9 @@ def matched_section(b: Build) -> Section:
     if len(sized) < 2:
         raise ValueError("FLOPs matching needs model.params_b for two models")
     small, large = min(sized, key=sized.__getitem__), max(sized, key=sized.__getitem__)
-    table = flops_matched(b.runs.attempts, small=small, large=large, n_resamples=b.n_resamples)
+    table = flops_matched(
+        b.runs.attempts, small=small, large=large, n_resamples=b.n_resamples, calls=b.runs.calls
+    )
     b.tables["flops_matched"] = table
     display = pd.DataFrame(
         {
@@ -82,8 +84,14 @@ def frontier_section(b: Build) -> Section:
     text = [f"Oracle strategies left out (not deployable): {', '.join(excluded)}."] * bool(excluded)
     if deployable.empty:
         raise ValueError("every strategy here uses the oracle verifier: no deployable frontier")
-    levels = strategy_levels(deployable, x=b.column, n_resamples=b.n_resamples)
+    levels = strategy_levels(deployable, x=b.column, n_resamples=b.n_resamples, calls=b.runs.calls)
     front = frontier(levels)
+    text.append(
+        "The frontier is the best accuracy reachable with at most each compute level, so it "
+        "never goes down; intervals and P(best) come from a bootstrap over problems and, "
+        "within each problem, over the samples of its pool (one-draw strategies: their "
+        "draw's noise), so a lucky draw is not crowned."
+    )
     b.tables["frontier"] = front
     section = Section(
         "Compute-optimal frontier",
@@ -101,7 +109,9 @@ def frontier_section(b: Build) -> Section:
     for view, _ in b.views:
         if view == DIFFICULTY:  # its attempts are re-scored pools, not the runs' strategies
             continue
-        value = allocation_value(deployable, [view], x=b.column, n_resamples=b.n_resamples)
+        value = allocation_value(
+            deployable, [view], x=b.column, n_resamples=b.n_resamples, calls=b.runs.calls
+        )
         b.tables[f"allocation_{view}"] = value
         section.tables.append(
             (
@@ -117,7 +127,12 @@ def _frontier_display(front: pd.DataFrame, xlabel: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             xlabel: front["compute"].map(compute),
-            "best strategy": front["best_strategy"],
+            "best strategy": [
+                s if reached == c else f"{s} (at {compute(reached)})"
+                for s, c, reached in zip(
+                    front.best_strategy, front.compute, front.reached_at, strict=True
+                )
+            ],
             "accuracy [95% CI]": [
                 f"{number(a)} {interval(lo, hi)}"
                 for a, lo, hi in zip(front.accuracy, front.ci_low, front.ci_high, strict=True)
