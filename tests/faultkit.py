@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import run_folders
 
 from ttcbench.store import SampleStore
 
@@ -54,7 +55,7 @@ def closed_port() -> int:
 
 
 def run_folder(results: Path, strategy: str, budget: str = "pow2_8") -> Path:
-    return results / "arithmetic" / "fake" / f"{strategy}-{budget}"
+    return run_folders.run_folder(results / "arithmetic" / "fake", f"{strategy}-{budget}")
 
 
 SAMPLE_COLUMNS = ["task", "problem_id", "role", "sample_index", "key", "seed", "output",

@@ -301,9 +301,10 @@ def test_full_disk_mid_run_keeps_a_readable_store_and_resumes(
     with FakeOpenAI() as fake:
         args = [*server_args(fake.api_base), *FAST, "task.limit=12", "budget=pow2_16",
                 "cache.enabled=false", f"results_dir={mnt}/results"]  # fmt: skip
-        store = f"{mnt}/results/arithmetic/fake/majority_vote-pow2_16/store.sqlite"
+        store = f"{mnt}/results/arithmetic/fake/majority_vote-pow2_16-*/store.sqlite"
         check = (
-            f"import sqlite3; c = sqlite3.connect('file:{store}?mode=ro', uri=True); "
+            f"import glob, sqlite3; s = glob.glob('{store}')[0]; "
+            "c = sqlite3.connect(f'file:{s}?mode=ro', uri=True); "
             "print(c.execute('PRAGMA integrity_check').fetchone()[0], "
             "c.execute('SELECT COUNT(*) FROM calls WHERE error IS NULL').fetchone()[0])"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fakeserver import FakeOpenAI
+from run_folders import run_folder
 
 import ttcbench
 from ttcbench.types import ConfigError, TaskError
@@ -69,7 +70,7 @@ def sweep_args(api_base: str, *extra: str) -> list[str]:
 
 
 def run_folders(results: Path) -> dict[str, Path]:
-    return {s: results / "arithmetic" / "fake" / f"{s}-pow2_16" for s in STRATEGIES}
+    return {s: run_folder(results / "arithmetic" / "fake", f"{s}-pow2_16") for s in STRATEGIES}
 
 
 def summary_tables(stdout: str) -> list[str]:
@@ -85,7 +86,8 @@ def assert_sweep_folders(results: Path) -> None:
         missing = [f for f in RUN_FILES if not (folder / f).is_file()]
         assert not missing, f"{folder} lacks {missing}"
         summary = pd.read_csv(folder / "summary.csv")
-        assert set(summary["strategy"]) == {strategy}
+        one_draw = {"single": "single (1 draw)"}  # its own run has no pool to average over
+        assert set(summary["strategy"]) == {one_draw.get(strategy, strategy)}
         budgets = [1] if strategy == "single" else [1, 2, 4, 8, 16]
         assert sorted(summary["budget"]) == budgets
         assert (summary["accuracy"] == 1.0).all()  # the scripted server always answers right

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 import ttcbench
 import ttcbench.cli
 from ttcbench.analysis.references import available_references, load_reference
+from ttcbench.run_names import budget_label
 from ttcbench.store import SampleStore
 
 CONF_DIR = ttcbench.cli.CONF_DIR
@@ -103,8 +104,10 @@ def test_preset_composes_with_the_papers_settings(name: str) -> None:
     for key in ("temperature", "top_p", "max_tokens"):
         if key in paper:
             assert cfg.sampling[key] == paper[key], key
-    # The budget name is the preset's own, so the run folder says what was run.
-    assert cfg.run_dir.endswith(f"-{cfg.budget.name}") and cfg.budget.name != "pow2_8"
+    # The run folder says what was run: the preset's budgets, and a hash of its settings.
+    label = budget_label(paper["budgets"])
+    assert f"/{cfg.strategy.label}-{label}-" in cfg.run_dir and label != "pow2_8"
+    assert cfg.run_dir != compose_config().run_dir
     job = ttcbench.cli.to_job(cfg)  # builds the strategy and its verifier
     assert job.strategy.name == paper["strategy"] and job.budgets == paper["budgets"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from fakeserver import FakeOpenAI
+from run_folders import run_folder
 from test_cli import error_lines, ttcbench_cli
 
 from ttcbench.runlock import LOCK_NAME, RunLock
@@ -122,7 +123,7 @@ def test_each_multirun_job_records_its_own_overrides(
     )
     assert proc.returncode == 0, proc.stderr
     for strategy in ("single", "majority_vote"):
-        run_dir = tmp_path / "results" / "arithmetic" / "fake" / f"{strategy}-pow2_4"
+        run_dir = run_folder(tmp_path / "results" / "arithmetic" / "fake", f"{strategy}-pow2_4")
         overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
         assert f"strategy={strategy}" in overrides and "budget=pow2_4" in overrides
         hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]

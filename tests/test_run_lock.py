@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from fakeserver import FakeOpenAI, solve_arithmetic
+from run_folders import run_folder, wait_for_run_folder
 from test_cli import CLI, cli_env, error_lines
 
 from ttcbench.runlock import LOCK_NAME, RunLock
@@ -114,7 +115,7 @@ def check_busy_folder(tmp_path: Path, fake_openai: FakeOpenAI, gate: threading.E
     args = job_args(tmp_path, fake_openai.api_base)
     first = subprocess.Popen(args, cwd=tmp_path, env=cli_env(tmp_path), text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    run_dir = tmp_path / "results" / "arithmetic" / "fake" / "majority_vote-pow2_4"
+    run_dir = wait_for_run_folder(tmp_path / "results/arithmetic/fake", "majority_vote-pow2_4")
     holder = wait_for_lock_holder(run_dir / LOCK_NAME)
     assert holder["pid"] == first.pid
     started = time.monotonic()
@@ -170,6 +171,6 @@ def check_shared_cache(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     assert rows == (12, 12)
     stores = tmp_path / "results" / "arithmetic" / "fake"
     for folder in ("majority_vote-pow2_4", "best_of_n[oracle]-pow2_4"):
-        with sqlite3.connect(stores / folder / "store.sqlite") as store:
+        with sqlite3.connect(run_folder(stores, folder) / "store.sqlite") as store:
             assert store.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             assert store.execute("SELECT COUNT(*) FROM calls").fetchone() == (12,)

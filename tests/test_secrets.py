@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fakeserver import FakeOpenAI
+from run_folders import run_folder
 from test_cli import ttcbench_cli
 from wandbfiles import items, records_by_type
 
@@ -110,7 +111,7 @@ def test_a_key_on_the_command_line_is_in_no_file_and_reaches_the_model(tmp_path:
     leaks = [str(p) for p in files if SECRET.encode() in p.read_bytes()]
     assert leaks == []
     assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr
-    run_dir = results / "arithmetic" / "fake" / "majority_vote-pow2_4"
+    run_dir = run_folder(results / "arithmetic" / "fake", "majority_vote-pow2_4")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["extra"]["api_key"] == REDACTED
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())

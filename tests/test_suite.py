@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from run_folders import run_folder
 
 import ttcbench
 from ttcbench.store import SampleStore
@@ -15,7 +16,7 @@ def test_smoke_suite_grades_each_task_with_its_own_grader(results: Path, fake_op
         [f"results_dir={results}", "task=smoke", "strategy=single", "logger=none",
          "model=llamacpp_server", f"model.api_base={fake_openai.api_base}", "model.name=fake"]
     )  # fmt: skip
-    assert run_dir == results / "smoke/fake/single-pow2_8"
+    assert run_dir == run_folder(results / "smoke/fake", "single-pow2_8")
     calls = SampleStore(run_dir / "store.sqlite").calls_frame()
     assert calls.groupby("task").size().to_dict() == {
         "arithmetic": 4,
