@@ -1,9 +1,10 @@
 """Every notebook runs top to bottom with nbclient on tiny settings, in a temporary working
-directory (results there too), and is stored without outputs.
+directory (results there too), with the kernel's own inline plotting backend as in Jupyter.
 
 The notebooks read their sizes and extra overrides from the environment (TTCBENCH_NB_*), so
 the fast tests point them at a scripted OpenAI-compatible server and the slow one at the
-embedded model.
+embedded model. They are committed with the outputs of a real small run on the embedded
+model (`python notebooks/regenerate.py`); the tests check those outputs are there and clean.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The kernel inherits this environment: results and the call cache under tmp_path."""
     monkeypatch.setenv("TTCBENCH_NB_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("TTCBENCH_CACHE", str(tmp_path / "cache.sqlite"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # Agg would hide what plt.show() shows
     return tmp_path
 
 
@@ -57,13 +58,34 @@ def text_of(book: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+def images(cell: nbformat.NotebookNode) -> int:
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def plot_cell(book: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    (cell,) = [c for c in book.cells if c.cell_type == "code" and "plt.show()" in c.source]
+    return cell
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_stored_without_outputs_and_with_a_parameters_cell(name: str) -> None:
+def test_committed_with_clean_outputs_and_a_parameters_cell(name: str) -> None:
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     nbformat.validate(book)
     code = [c for c in book.cells if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert code[0].metadata.get("tags") == ["parameters"] and "TTCBENCH_NB_" in code[0].source
+    assert all(c.execution_count is not None for c in code), "run notebooks/regenerate.py"
+    assert all(c.outputs for c in code[1:]), "every cell after the parameters shows something"
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    streams = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "Traceback" not in streams and "\r" not in streams and "/tmp/" not in streams
+    assert not [c for c in code if "execution" in c.metadata], "timings make noisy diffs"
+
+
+def test_committed_quickstart_shows_its_plot() -> None:
+    book = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    assert images(plot_cell(book)) == 1
+    assert images(book.cells[-1]) == 1  # the report's figure
 
 
 def test_quickstart_on_a_scripted_server(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,16 +100,19 @@ def test_quickstart_on_a_scripted_server(workdir: Path, monkeypatch: pytest.Monk
     report = workdir / "results/quickstart-report/report.html"
     assert report.is_file() and "best_of_n[oracle]" in report.read_text()
     assert "gain_per_doubling" in text_of(book)
+    assert "32/32 [" in text_of(book)  # ttcbench.run's progress bar, on by default
+    assert images(plot_cell(book)) == 1  # importing ttcbench left the inline backend alone
 
 
 @pytest.mark.slow
 def test_quickstart_on_the_embedded_model(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {"LIMIT": "1", "BUDGETS": "1,2", "MAX_TOKENS": "32"}.items():
         monkeypatch.setenv(f"TTCBENCH_NB_{key}", value)
-    execute("quickstart", workdir)
-    runs = list((workdir / "results/arithmetic/smollm2").iterdir())
-    assert {r.name for r in runs} == {"majority_vote-pow2_8", "best_of_n[oracle]-pow2_8"}
+    book = execute("quickstart", workdir)
+    runs = {p.parent for p in (workdir / "results/arithmetic/smollm2").rglob("summary.csv")}
+    assert len(runs) == 2  # majority_vote and best_of_n
     assert (workdir / "results/quickstart-report/report.html").is_file()
+    assert images(plot_cell(book)) == 1
 
 
 def test_compare_strategies_on_stored_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

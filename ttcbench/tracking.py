@@ -2,13 +2,18 @@
 
 The tracker starts with the job (not after sampling) so a long sweep is watchable live, and
 is fed each call as it is stored; a resumed job first replays what its store holds and says,
-in one line, how much of the plan it reuses.
+in one line, how much of the plan it reuses. The bar is a widget in Jupyter (when ipywidgets
+is installed) and text on stderr elsewhere.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 from ttcbench.loggers import RunLogger, make_logger
 from ttcbench.redact import redact
@@ -49,7 +54,18 @@ def start_progress(job: JobConfig, planned: int, store: SampleStore) -> Progress
         log.info(resume_line(stored, planned))
     tracker = job.tracker
     feed = None if tracker is None else (lambda call: tracker.log_samples([call.to_row()]))
-    return Progress(planned, job.progress, stored=stored, on_call=feed)
+    return Progress(planned, job.progress, stored=stored, on_call=feed, bar=bar_class())
+
+
+def bar_class() -> type[tqdm]:
+    """tqdm's widget bar inside a Jupyter kernel that has ipywidgets, else its text bar (which
+    Jupyter shows too, redrawn in place). Chosen here rather than by `tqdm.auto`, which warns
+    in every notebook that lacks ipywidgets."""
+    if "ipykernel.zmqshell" in sys.modules and importlib.util.find_spec("ipywidgets"):
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        return notebook_tqdm
+    return tqdm
 
 
 def resume_line(stored: int, planned: int) -> str:
