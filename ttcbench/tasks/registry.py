@@ -6,9 +6,10 @@ with the grader for its family, so adding a task needs a YAML file and no code.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,30 @@ class TaskRequest:
     data_files: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     """Overrides of the task spec's own keys (e.g. closed_book, prompt, hops)."""
+    shard: int = 0
+    """Which slice of the loaded problems this job runs (`task.shard`), 0 to shards - 1."""
+    shards: int = 1
+    """How many slices the job is split into (`task.shards`); 1: every problem."""
 
 
 def load_suite(name: str, requests: list[TaskRequest]) -> Task:
-    """Several tasks as one: problems concatenated, each graded by its own task's grader."""
+    """Several tasks as one: problems concatenated, each graded by its own task's grader;
+    with `shards` > 1, only the problems of the requested shard (see `shard_of`)."""
     if not requests:
         raise TaskError(f"task suite {name!r} lists no tasks")
-    tasks = [load_task(r.name, r.limit, r.seed, r.data_files, r.options) for r in requests]
+    for r in requests:
+        check_shard(r.shard, r.shards)
+    tasks = [
+        take_shard(load_task(r.name, r.limit, r.seed, r.data_files, r.options), r.shard, r.shards)
+        for r in requests
+    ]
+    if sum(len(task.problems) for task in tasks) == 0:
+        r = requests[0]
+        raise TaskError(
+            f"task.shard={r.shard} of task.shards={r.shards} holds none of the job's problems "
+            "(a problem's shard is a hash of its id, so with few problems a shard can be "
+            "empty): use fewer shards, or more problems (task.limit)"
+        )
     if len(tasks) == 1 and tasks[0].name == name:
         return tasks[0]
     graders = {task.name: task.grader for task in tasks}
@@ -68,6 +86,39 @@ def load_suite(name: str, requests: list[TaskRequest]) -> Task:
     problems = [p for task in tasks for p in task.problems]
     spec = {"name": name, "tasks": [task.spec for task in tasks]}
     return Task(name, "+".join(families), problems, grade, spec)
+
+
+def check_shard(shard: Any, shards: Any) -> None:
+    """`task.shard` and `task.shards`: whole numbers with 0 <= shard < shards."""
+    example = "e.g. ttcbench -m task.shard=0,1 task.shards=2"
+    for key, value in (("task.shards", shards), ("task.shard", shard)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TaskError(f"{key} must be a whole number, got {value!r}; {example}")
+    if shards < 1:
+        raise TaskError(f"task.shards must be 1 (no split) or more, got {shards}; {example}")
+    if not 0 <= shard < shards:
+        raise TaskError(
+            f"task.shard={shard} is out of range for task.shards={shards}: shards are numbered "
+            f"from 0 to {shards - 1}, e.g. ttcbench -m 'task.shard=range({shards})' "
+            f"task.shards={shards}"
+        )
+
+
+def shard_of(problem: Problem, shards: int) -> int:
+    """The shard a problem belongs to: a stable hash of (task, problem id) mod `shards`, so
+    every process and host agrees (Python's `hash()` is salted per process) and a problem
+    keeps its shard when others are added, removed or reordered."""
+    digest = hashlib.sha256(f"{problem.task}\x00{problem.id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def take_shard(task: Task, shard: int, shards: int) -> Task:
+    """`task` with only the problems of `shard` (all of them when `shards` is 1); the shard
+    is taken after `limit`, so the shards of a job together hold exactly its problems."""
+    if shards == 1:
+        return task
+    problems = [p for p in task.problems if shard_of(p, shards) == shard]
+    return replace(task, problems=problems)
 
 
 FIXED_KEYS = {"name", "family", "source", "grader"}
