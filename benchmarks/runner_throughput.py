@@ -1,8 +1,9 @@
 """Runner throughput and the cost of a budget sweep, printed as figures (not a timed test).
 
-1. Samples per second through the whole runner (Hydra config, litellm, sampler, SQLite
-   store, grading) against an instant scripted OpenAI-compatible server on 127.0.0.1:
-   the harness's own overhead.
+1. Samples per second through the whole runner (Hydra config, the model client on its
+   OpenAI-compatible fast path, sampler, SQLite store, grading) against an instant scripted
+   server on 127.0.0.1, end to end (start-up included): the harness's own overhead. The
+   sampling phase alone, against a bare client: benchmarks/harness_overhead.py.
 2. The embedded model: samples per second, and the calls and tokens of a sweep over
    N = 1, 2, 4, 8, 16 next to those of N = 16 alone (cache off, so both really sample).
 

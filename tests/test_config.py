@@ -21,7 +21,8 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig
 
 import ttcbench.cli
-from ttcbench.job import JobConfig, validate_budgets
+from ttcbench.job import JobConfig
+from ttcbench.preflight import validate_budgets
 
 CONF_DIR = ttcbench.cli.CONF_DIR
 STRATEGIES_DIR = Path(ttcbench.cli.__file__).resolve().parent / "strategies"

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import hydra
 import yaml
@@ -31,16 +31,24 @@ from ttcbench.config_errors import (
     composition_errors,
 )
 from ttcbench.disk_errors import storage_errors
-from ttcbench.job import JobConfig, JobResult, LoggerConfig, run_job
-from ttcbench.models.client import ModelSpec, RetryPolicy, Sampling
-from ttcbench.records import write_yaml
+from ttcbench.models.spec import ModelSpec, RetryPolicy, Sampling
+from ttcbench.preflight import check_sampling, validate_budgets
+from ttcbench.records import set_python_call, write_yaml
 from ttcbench.redact import Redactor, redact_log_records
+from ttcbench.run_names import register_resolvers
 from ttcbench.runlock import LOCK_NAME
 from ttcbench.strategies import Strategy
 from ttcbench.tasks.registry import TaskRequest
 from ttcbench.types import ConfigError, RunFolderBusy, TtcbenchError
 
+if TYPE_CHECKING:  # the job (pandas, litellm, matplotlib) is imported only to run one:
+    from ttcbench.job import JobConfig, JobResult  # --help and --cfg answer without it
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+# conf/config.yaml's run folder name uses them; at import, so that Hydra's compose API, the
+# command line and joblib's worker processes (which import this module) all resolve it.
+register_resolvers()
 
 
 def register_model_strings(overrides: Sequence[str]) -> None:
@@ -67,6 +75,7 @@ def register_model_strings(overrides: Sequence[str]) -> None:
                     "max_n": 16,
                     "logprobs": False,
                     "timeout_s": 600,
+                    "transport": "auto",
                     "extra": {},
                 }
                 store.store(group=f"model/{group}", name=name, node=node)
@@ -76,12 +85,18 @@ def to_job(cfg: DictConfig) -> JobConfig:
     """Plain-Python job config from the composed Hydra config (validated downstream)."""
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     check_known_keys(plain, CONF_DIR)
-    strategy = build(plain["strategy"])
-    if not isinstance(strategy, Strategy):
-        raise ConfigError(f"strategy config {plain['strategy']['name']!r} must build a Strategy")
     sampling = dict(plain["sampling"])
     stop = sampling.get("stop")  # one string is one stop sequence, not one per character
     sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop) if stop else None
+    # Values checked before the job's imports (litellm, pandas: seconds), so a typo is
+    # answered at once; prepare() checks them again for callers of run_job.
+    validate_budgets(plain["budget"]["values"])
+    check_sampling(Sampling(**sampling))
+    from ttcbench.job import JobConfig, LoggerConfig
+
+    strategy = build(plain["strategy"])
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(f"strategy config {plain['strategy']['name']!r} must build a Strategy")
     logger = dict(plain["logger"])
     return JobConfig(
         run_dir=Path(plain["run_dir"]),
@@ -160,15 +175,21 @@ def build(node: dict[str, Any]) -> Any:
 def task_requests(task: dict[str, Any]) -> list[TaskRequest]:
     """A task config is one task (`name`, `limit`, `seed`, `data_files`, and any key of the
     task's spec to override, e.g. `+task.closed_book=true`) or a suite whose `tasks` maps task
-    names to the same options; the suite's `seed` is every task's default."""
+    names to the same options; the suite's `seed` is every task's default, and its `shard` and
+    `shards` (which slice of the problems this job runs) apply to every task."""
+    shard = {"shard": task.get("shard", 0), "shards": task.get("shards", 1)}
     if "tasks" not in task:
-        return [task_request(task["name"], task, task.get("seed", 0))]
+        opts = {key: value for key, value in task.items() if key not in shard}
+        return [task_request(task["name"], opts, task.get("seed", 0), shard)]
     return [
-        task_request(name, opts or {}, task.get("seed", 0)) for name, opts in task["tasks"].items()
+        task_request(name, opts or {}, task.get("seed", 0), shard)
+        for name, opts in task["tasks"].items()
     ]
 
 
-def task_request(name: str, opts: dict[str, Any], seed: int) -> TaskRequest:
+def task_request(
+    name: str, opts: dict[str, Any], seed: int, shard: dict[str, Any] | None = None
+) -> TaskRequest:
     known = ("name", "limit", "seed", "data_files")
     return TaskRequest(
         name,
@@ -176,6 +197,7 @@ def task_request(name: str, opts: dict[str, Any], seed: int) -> TaskRequest:
         opts.get("seed", seed),
         opts.get("data_files"),
         {key: value for key, value in opts.items() if key not in known},
+        **(shard or {}),
     )
 
 
@@ -205,6 +227,8 @@ def execute(cfg: DictConfig) -> JobResult:
     redact_sweep_config()
     try:
         job = to_job(cfg)
+        from ttcbench.job import run_job  # after to_job's checks: a typo answers at once
+
         with storage_errors(job.run_dir, job.cache_path):  # a full disk: one line, resumable
             return run_job(job)
     except RunFolderBusy:  # the folder is another process's: never remove anything there
@@ -256,13 +280,15 @@ def main() -> None:
     _hydra_main()
 
 
-def run(overrides: Sequence[str] = (), *, progress: bool = False) -> Path:
+def run(overrides: Sequence[str] = (), *, progress: bool = True) -> Path:
     """Run a job from Python (e.g. a notebook) with command-line style overrides.
 
     Returns the run folder. Uses exactly the configs and code path of the command line.
+    Shows a progress bar (a widget in Jupyter) unless `progress=False`.
     """
     from hydra import compose, initialize_config_dir
 
+    set_python_call(overrides)  # provenance.json names this call, not the interpreter's argv
     overrides = [*overrides, f"runner.progress={str(progress).lower()}"]
     register_model_strings(overrides)
     with composition_errors(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):

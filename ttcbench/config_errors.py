@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttcbench.disk_errors import check_writable
-from ttcbench.models.client import ModelSpec
+from ttcbench.models.spec import ModelSpec
 from ttcbench.types import ConfigError
 
 # Top-level sections whose keys are fixed by conf/config.yaml (a typo is an error, `+` or not).

@@ -8,11 +8,8 @@ so a bad command never leaves a half-written run behind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,13 +17,19 @@ from typing import Any
 import yaml
 
 from ttcbench.analysis.plots import plot_accuracy_vs_compute
-from ttcbench.analysis.summary import summarize, to_markdown
+from ttcbench.analysis.summary import summarize, to_markdown, with_run_columns
 from ttcbench.disk_errors import check_writable
 from ttcbench.loggers import RunLogger
 from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
-from ttcbench.preflight import check_logprobs, check_public_tests, check_sampling
-from ttcbench.records import write_records
+from ttcbench.preflight import (
+    check_logprobs,
+    check_public_tests,
+    check_sampling,
+    validate_budgets,
+)
+from ttcbench.records import provenance_markdown, write_records
 from ttcbench.redact import redact
+from ttcbench.run_names import config_digest, identity
 from ttcbench.runlock import RunLock
 from ttcbench.runner import run_problems
 from ttcbench.sampler import RunInfo, Sampler
@@ -37,8 +40,6 @@ from ttcbench.tracking import start_logger, start_progress
 from ttcbench.types import ConfigError, IncompleteRun, ProviderError
 
 log = logging.getLogger("ttcbench")
-
-IDENTITY_KEYS = ("task", "strategy", "model", "sampling", "budget")
 
 
 @dataclass(frozen=True)
@@ -82,27 +83,10 @@ class JobResult:
     wall_s: float
 
 
-def validate_budgets(budgets: Sequence[Any]) -> list[int]:
-    """Budgets are positive integers; duplicates are merged and the list sorted."""
-    if not budgets:
-        raise ConfigError("budget.values is empty: give at least one budget, e.g. [1,2,4]")
-    values = []
-    for b in budgets:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ConfigError(
-                f"budget.values must be positive integers, got {b!r} in {list(budgets)}; "
-                "e.g. budget.values=[1,2,4,8]"
-            )
-        values.append(b)
-    return sorted(set(values))
-
-
 def run_id_for(config: dict[str, Any]) -> str:
-    """A stable id from what defines the samples, so a re-run resumes the same run."""
-    identity = {k: config.get(k) for k in IDENTITY_KEYS}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[
-        :12
-    ]
+    """A stable id from what defines the samples, so a re-run resumes the same run (its first
+    characters are the run folder's hash)."""
+    return config_digest(config)[:12]
 
 
 def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
@@ -111,12 +95,14 @@ def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
     if not saved.exists():
         return
     # config.yaml holds the redacted config (an older ttcbench's may not): compare like with like
-    previous, config = redact(yaml.safe_load(saved.read_text()) or {}), redact(config)
-    changed = [k for k in IDENTITY_KEYS if previous.get(k) != config.get(k)]
+    previous = identity(redact(yaml.safe_load(saved.read_text()) or {}))
+    current = identity(redact(config))
+    changed = sorted(k for k in {*previous, *current} if previous.get(k) != current.get(k))
     if changed:
         raise ConfigError(
             f"{run_dir} holds a run with a different {', '.join(changed)}; "
-            "pass name=<new name> for a new run folder, or delete that folder"
+            "pass another name= (without name=, every config gets a folder of its own), "
+            "or delete that folder"
         )
 
 
@@ -196,6 +182,7 @@ def sample_and_finish(
                 on_attempts=store.put_attempts,
                 max_parallel_problems=job.max_parallel_problems,
                 params_b=job.model.params_b,
+                model=job.model.name,
             )
         )
     except KeyboardInterrupt:
@@ -243,15 +230,15 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
     attempts = store.attempts_frame()
     summary = summarize(attempts)
     run_dir = job.run_dir
-    summary.to_csv(run_dir / "summary.csv", index=False)
+    csv_table(job, task.name, summary).to_csv(run_dir / "summary.csv", index=False)
     markdown = to_markdown(summary)
     header = (
         f"# {task.name} · {job.model.name} · {job.strategy.name} · "
         f"{len(task.problems)} problems\n\n"
-    )
+    ) + provenance_markdown(run_dir)
     if attempts["task"].nunique() > 1:  # a suite: the same table for each of its tasks
         per_task = summarize(attempts, by=("task",))
-        per_task.to_csv(run_dir / "summary_by_task.csv", index=False)
+        csv_table(job, task.name, per_task).to_csv(run_dir / "summary_by_task.csv", index=False)
         markdown += "\nPer task:\n\n" + to_markdown(per_task)
     markdown += truncation_note(store) + untrusted_note(store) + failed_note(store)
     (run_dir / "summary.md").write_text(header + markdown)
@@ -276,6 +263,19 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         )
     log_run(job, store, summary, files, errors, wall, report)
     return JobResult(run_dir, markdown, requests, errors, wall)
+
+
+def csv_table(job: JobConfig, task: str, summary: Any) -> Any:
+    """summary.csv's rows: the numbers led by what the run was (task, model, strategy label,
+    temperature, max_tokens), so many runs' tables concatenate and stay readable."""
+    sampling = job.sampling
+    return with_run_columns(
+        summary,
+        task=task,
+        model=job.model.name,
+        temperature=sampling.temperature,
+        max_tokens=sampling.max_tokens,
+    )
 
 
 def truncation_note(store: SampleStore, warn_above: float = 0.1) -> str:

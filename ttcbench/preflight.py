@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import litellm
-
-from ttcbench.models.client import ModelSpec, Sampling
+from ttcbench.models.spec import ModelSpec, Sampling
 from ttcbench.types import ConfigError, Problem
 
 LOGPROB_VERIFIERS = ("logprob", "step_logprob")
@@ -22,6 +20,21 @@ LOGPROB_VERIFIERS = ("logprob", "step_logprob")
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def validate_budgets(budgets: Sequence[Any]) -> list[int]:
+    """Budgets are positive integers; duplicates are merged and the list sorted."""
+    if not budgets:
+        raise ConfigError("budget.values is empty: give at least one budget, e.g. [1,2,4]")
+    values = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ConfigError(
+                f"budget.values must be positive integers, got {b!r} in {list(budgets)}; "
+                "e.g. budget.values=[1,2,4,8]"
+            )
+        values.append(b)
+    return sorted(set(values))
 
 
 def check_sampling(sampling: Sampling) -> None:
@@ -66,6 +79,8 @@ def check_logprobs(verifier: Any, model: ModelSpec) -> None:
         )
     if model.is_local or model.api_base:
         return
+    import litellm  # only here: the checks above run before litellm is imported (start-up)
+
     try:
         supported = litellm.get_supported_openai_params(model=model.model)
     except Exception:  # litellm cannot tell: the declaration stands

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ttcbench.models.client import Completion, ModelClient, Sampling
 from ttcbench.store import CallCache, SampleStore
+from ttcbench.tasks.target import target_of
 from ttcbench.types import Call, Grade, Problem
 
 Grader = Callable[[str, Problem], Grade]
@@ -36,6 +37,20 @@ def call_key(model: str, messages: Messages, sampling: Sampling, sample_index: i
         "i": sample_index,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def call_keys(
+    model: str, messages: Messages, sampling: Sampling, indices: Sequence[int]
+) -> dict[int, str]:
+    """`call_key` of each index with the shared part (messages, sampling) encoded once: the
+    same JSON text, since "i" sorts first (stored keys and the shared cache stay valid)."""
+    rest = json.dumps(
+        {"messages": messages, "model": model, "sampling": asdict(sampling)}, sort_keys=True
+    )
+    return {
+        i: hashlib.sha256(f'{{"i": {json.dumps(i)}, {rest[1:]}'.encode()).hexdigest()
+        for i in indices
+    }
 
 
 @dataclass(frozen=True)
@@ -99,11 +114,12 @@ class Sampler:
         """
         sampling = sampling or self.sampling
         indices = list(range(start, start + n))
-        keys = {i: call_key(self.client.spec.model, messages, sampling, i) for i in indices}
+        keys = call_keys(self.client.spec.model, messages, sampling, indices)
         done = self.store.get_calls(problem.task, problem.id, keys.values())
         calls = {
             i: done[keys[i]] for i in indices if keys[i] in done and self._usable(done[keys[i]])
         }
+        self._add_targets(problem, list(calls.values()))
         cached = {i: self._from_cache(keys[i]) for i in indices if i not in calls}
         hits = {i: hit for i, hit in cached.items() if hit is not None}
         calls.update(self._keep(problem, messages, role, keys, hits, grade))
@@ -158,6 +174,16 @@ class Sampler:
             self.cache.put_many(good)
         return out
 
+    def _add_targets(self, problem: Problem, stored: list[Call]) -> None:
+        """Rows an older ttcbench stored without `target` get it on resume (stored again), so
+        a resumed run's export has the gold on every row it reuses."""
+        target = target_of(problem)
+        stale = [call for call in stored if call.target is None and target is not None]
+        for call in stale:
+            call.target = target
+        if stale:
+            self.store.put_calls(stale)
+
     def _from_cache(self, key: str) -> Completion | None:
         payload = self.cache.get(key) if self.cache is not None else None
         hit = Completion(**payload) if payload is not None else None
@@ -182,8 +208,9 @@ class Sampler:
         """Grade and store these samples in one transaction, then report them: a process
         killed at any instant leaves all of one request's samples stored or none, so the
         resume asks for exactly the same request (same first index, same seed)."""
+        shared = (messages, messages_hash(messages))  # once per request, not per sample
         calls = {
-            i: self._record(problem, messages, role, i, keys[i], completion, grade, started)
+            i: self._record(problem, shared, role, i, keys[i], completion, grade, started)
             for i, completion in answers.items()
         }
         if calls:
@@ -195,7 +222,7 @@ class Sampler:
     def _record(
         self,
         problem: Problem,
-        messages: Messages,
+        shared: tuple[Messages, str],
         role: str,
         index: int,
         key: str,
@@ -203,8 +230,9 @@ class Sampler:
         grade: bool,
         started: float | None = None,
     ) -> Call:
-        """One graded row (not yet stored): `started` is None for a sample paid for
-        elsewhere (cached)."""
+        """One graded row (not yet stored): `shared` is the messages and their hash;
+        `started` is None for a sample paid for elsewhere (cached)."""
+        messages, hashed = shared
         cached = started is None
         now = time.time()
         call = Call(
@@ -218,9 +246,10 @@ class Sampler:
             sample_index=index,
             seed=completion.seed,
             model=self.client.spec.model,
-            messages_hash=messages_hash(messages),
+            messages_hash=hashed,
             messages=messages,
             output=completion.text,
+            target=target_of(problem),
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             latency_s=completion.latency_s,

@@ -1,5 +1,9 @@
 """One async client for every model, through litellm: retries, `n`, tokens, latency, cost.
 
+Self-hosted OpenAI-compatible servers (`api_base` with `openai/`, `hosted_vllm/`, ...) are
+sent the request litellm would send through a lighter HTTP path (`openai_compat`), because
+litellm's own costs ~5 ms of CPU per request; `model.transport: litellm` forces litellm's.
+
 Transient provider errors (429, 5xx, timeouts, dropped connections) are retried with
 exponential backoff, honouring the server's `Retry-After`; the job stops at the first refusal
 no retry fixes (bad key, no permission, unknown model, bad request: `ProviderError`), and
@@ -17,16 +21,19 @@ import random
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import litellm
 
-from ttcbench.models.local import PROVIDER as LOCAL_PROVIDER
 from ttcbench.models.local import register_local_provider
+from ttcbench.models.openai_compat import OpenAICompat, fast_transport
+from ttcbench.models.spec import LOCAL_PROVIDER, ModelSpec, RetryPolicy, Sampling
 from ttcbench.types import ConfigError, ProviderError
+
+__all__ = ["Completion", "LOCAL_PROVIDER", "ModelClient", "ModelSpec", "RetryPolicy", "Sampling"]
 
 litellm.suppress_debug_info = True  # no "Give Feedback" banners in our output
 
@@ -34,6 +41,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     litellm.RateLimitError,
     litellm.InternalServerError,
     litellm.ServiceUnavailableError,
+    litellm.BadGatewayError,  # a proxy in front of a restarting server: as transient as a 503
     litellm.APIConnectionError,
     litellm.Timeout,
 )
@@ -75,53 +83,6 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling parameters; every field is part of a call's cache key."""
-
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 256
-    seed: int | None = 0
-    stop: tuple[str, ...] | None = None
-
-    def as_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-        }
-        if self.seed is not None:
-            kwargs["seed"] = self.seed
-        if self.stop:
-            kwargs["stop"] = list(self.stop)
-        return kwargs
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model to call and how; `name` is the label used in records and reports."""
-
-    name: str
-    model: str
-    """litellm model string: `local/smollm2`, `openai/gpt-4o-mini`, `hosted_vllm/...`."""
-    api_base: str | None = None
-    api_key_env: str | None = None
-    """Environment variable holding the key for an `api_base` server (None: litellm's own)."""
-    params_b: float | None = None
-    """Parameter count in billions, for FLOPs estimates (2 x params x tokens)."""
-    max_n: int = 8
-    """Largest `n` per request; smaller means less work lost if a request is interrupted."""
-    logprobs: bool = False
-    """Ask for token logprobs (self-certainty verifiers); only where the provider has them."""
-    timeout_s: float = 600.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_local(self) -> bool:
-        return self.model.startswith(f"{LOCAL_PROVIDER}/")
-
-
 @dataclass
 class Completion:
     """One sample out of a request, with its share of the request's usage."""
@@ -153,15 +114,13 @@ class Tries:
     retry_wait_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    initial_wait_s: float = 1.0
-    max_wait_s: float = 60.0
+TRANSPORTS = ("auto", "litellm")
 
 
 def check_model(spec: ModelSpec) -> None:
     """Fail before any work if the provider is unknown or its API key is missing."""
+    if spec.transport not in TRANSPORTS:
+        raise ConfigError(f"model.transport={spec.transport!r}: use one of {', '.join(TRANSPORTS)}")
     if spec.is_local:
         register_local_provider()
         return
@@ -173,11 +132,22 @@ def check_model(spec: ModelSpec) -> None:
             "(e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, hosted_vllm/NAME "
             "with api_base) or a config in conf/model/"
         ) from err
-    if spec.api_base:
-        if spec.api_key_env and not os.environ.get(spec.api_key_env):
+    if spec.api_base and spec.api_key_env:
+        if not os.environ.get(spec.api_key_env):
             raise ConfigError(f"set the environment variable {spec.api_key_env} for {spec.name}")
         return
+    if spec.api_base and spec.extra.get("api_key"):
+        return
     missing = litellm.validate_environment(spec.model).get("missing_keys") or []
+    if spec.api_base:  # the server's address is given: only a missing key can matter
+        missing = [name for name in missing if not name.endswith("_API_BASE")]
+    if missing and spec.api_base:
+        # An `openai/` model on a self-hosted server still needs *a* key for the OpenAI client;
+        # without one litellm answers HTTP 500, which would be retried as if transient.
+        raise ConfigError(
+            f"model {spec.model!r} at {spec.api_base} needs an API key: export {missing[0]}=... "
+            "(any value if the server ignores keys) or set model.extra.api_key=none"
+        )
     if missing:
         raise ConfigError(
             f"model {spec.model!r} needs the environment variable(s) {', '.join(missing)}: "
@@ -188,13 +158,15 @@ def check_model(spec: ModelSpec) -> None:
 class ModelClient:
     """Async completions for one model with retries and honest per-sample accounting."""
 
+    fast: OpenAICompat | None = None
+    """The lighter path for OpenAI-compatible `api_base` servers, or None (litellm)."""
+
     def __init__(self, spec: ModelSpec, retry: RetryPolicy | None = None) -> None:
         check_model(spec)
         self.spec = spec
         self.retry = retry or RetryPolicy()
-        # llama.cpp has no native `n`: one request per sample keeps per-sample token
-        # counts exact and loses at most one sample if the process is killed.
-        self.supports_n = not spec.is_local and "n" in (
+        # The embedded engine decodes a request's n samples as one batch (models/local.py).
+        self.supports_n = spec.is_local or "n" in (
             litellm.get_supported_openai_params(model=spec.model) or []
         )
         self.requests_sent = 0
@@ -205,6 +177,8 @@ class ModelClient:
         self.fatal: ProviderError | None = None
         """The refusal that stopped this client: every later request raises it unsent."""
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._prices: Prices | None = None
+        self.fast = fast_transport(spec)
 
     async def complete(
         self, messages: list[dict[str, str]], sampling: Sampling, n: int = 1
@@ -219,11 +193,7 @@ class ModelClient:
             return out
         started = time.perf_counter()
         try:
-            if self.succeeded:
-                response, tries = await self._request(messages, sampling, n)
-            else:
-                async with self._opening_lock():
-                    response, tries = await self._request(messages, sampling, n)
+            response, tries = await self._first_alone(messages, sampling, n)
         except ProviderError:
             raise
         except Exception as err:  # transient after the last retry, or about this prompt
@@ -235,6 +205,18 @@ class ModelClient:
             )
             return [failed] * n
         return self._split(response, n, tries, sampling.seed)
+
+    async def _first_alone(
+        self, messages: list[dict[str, str]], sampling: Sampling, n: int
+    ) -> tuple[Any, Tries]:
+        """Until a first success requests go one at a time; those that waited for the lock
+        while the first one succeeded then go in parallel (they were sent one by one after
+        it, which held the concurrency slots ~1 at the start of every job)."""
+        if not self.succeeded:
+            async with self._opening_lock():
+                if not self.succeeded:
+                    return await self._request(messages, sampling, n)
+        return await self._request(messages, sampling, n)
 
     def _opening_lock(self) -> asyncio.Lock:
         """The lock that keeps requests one at a time until the first success (one per event
@@ -249,7 +231,6 @@ class ModelClient:
     ) -> tuple[Any, Tries]:
         """The response and how many tries it took; each try is timed on its own, so model
         time is the answering try's, and failed tries and backoff are counted apart."""
-        kwargs = self._kwargs(sampling, n)
         started = time.perf_counter()
         for attempt in range(1, self.retry.max_attempts + 1):
             if self.fatal is not None:  # another request was refused: send nothing more
@@ -257,15 +238,7 @@ class ModelClient:
             self.requests_sent += 1
             sent = time.perf_counter()
             try:
-                # max_retries=0: retries are ours, so the SDK must not retry silently.
-                response = await litellm.acompletion(
-                    model=self.spec.model,
-                    messages=messages,
-                    timeout=self.spec.timeout_s,
-                    max_retries=0,
-                    num_retries=0,
-                    **kwargs,
-                )
+                response = await self._send(messages, sampling, n)
             except Exception as err:
                 wait = self._retry_wait(err, attempt)  # or raise: refused, or out of tries
             else:
@@ -274,6 +247,20 @@ class ModelClient:
                 return response, Tries(attempt, latency, sent - started)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send(self, messages: list[dict[str, str]], sampling: Sampling, n: int) -> Any:
+        """One try, through the fast path where it applies, else through litellm."""
+        if self.fast is not None:
+            return await self.fast.complete(messages, sampling, n)
+        # max_retries=0: retries are ours, so the SDK must not retry silently.
+        return await litellm.acompletion(
+            model=self.spec.model,
+            messages=messages,
+            timeout=self.spec.timeout_s,
+            max_retries=0,
+            num_retries=0,
+            **self._kwargs(sampling, n),
+        )
 
     def _kwargs(self, sampling: Sampling, n: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {**sampling.as_kwargs(), **self.spec.extra}
@@ -334,7 +321,9 @@ class ModelClient:
         choices = list(response.choices)[:n]
         # Providers report one usage per request: the prompt tokens and the cost are shared
         # evenly by its samples, completion tokens in proportion to each sample's length.
-        completion_shares = _split_total(completion_total, [_completion_len(c) for c in choices])
+        exact = getattr(response, "_hidden_params", {}).get("completion_tokens_per_choice")
+        lengths = [_completion_len(c) for c in choices]
+        completion_shares = exact or _split_total(completion_total, lengths)
         prompt_shares = _split_total(prompt, [1] * len(choices))
         out = []
         for i, choice in enumerate(choices):
@@ -359,14 +348,49 @@ class ModelClient:
         return out
 
     def _cost(self, response: Any) -> float:
-        if self.spec.is_local:
+        """USD of one response. The price list is read once per model (`model_prices`):
+        `litellm.completion_cost` per response cost ~1 ms of CPU per request and, for a
+        self-hosted model, always answered 0."""
+        if self._prices is None:
+            self._prices = model_prices(self.spec)
+        prices = self._prices
+        if prices == "unpriced":
             return 0.0
-        try:
-            return float(
-                litellm.completion_cost(completion_response=response, model=self.spec.model)
-            )
-        except Exception:  # not in litellm's cost map (self-hosted): unknown, recorded as 0
-            return 0.0
+        usage = getattr(response, "usage", None)
+        details = getattr(usage, "prompt_tokens_details", None)
+        if isinstance(prices, str) or getattr(details, "cached_tokens", None):  # "tiered"
+            try:  # pricing a flat rate cannot express: litellm's full calculation
+                if hasattr(response, "as_litellm"):  # the fast path's light response
+                    response = response.as_litellm()
+                return float(
+                    litellm.completion_cost(completion_response=response, model=self.spec.model)
+                )
+            except Exception:
+                return 0.0
+        per_input, per_output = prices
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return prompt * per_input + completion * per_output
+
+
+Prices = tuple[float, float] | str
+"""USD per prompt and per completion token, or "unpriced" (local, or not in litellm's cost
+map: self-hosted) or "tiered" (prices that depend on the request: litellm per response)."""
+
+
+def model_prices(spec: ModelSpec) -> Prices:
+    """The model's flat per-token prices from litellm's cost map, looked up once."""
+    if spec.is_local:
+        return "unpriced"
+    try:
+        info = litellm.get_model_info(spec.model)
+    except Exception:  # not in the cost map (a self-hosted model): unknown, recorded as 0
+        return "unpriced"
+    if any("_above_" in key and value for key, value in info.items()):
+        return "tiered"  # e.g. a higher rate past 200k prompt tokens
+    return float(info.get("input_cost_per_token") or 0.0), float(
+        info.get("output_cost_per_token") or 0.0
+    )
 
 
 def _with_seed(sampling: Sampling, seed: int | None) -> Sampling:

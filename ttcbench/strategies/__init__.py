@@ -11,9 +11,12 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-from ttcbench.sampler import Sampler
 from ttcbench.types import Call, Problem
+
+if TYPE_CHECKING:  # annotations only: the strategy base stays importable without litellm
+    from ttcbench.sampler import Sampler
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,87 @@
+"""Fixed cost per command: start-up, time to the first request, finish, and a no-op rerun.
+
+Each figure is the median of `--repeat` runs of a real `ttcbench` process (wall clock, from
+the parent), against a local fake OpenAI server where a model is needed:
+
+- `--help`, `--cfg job` and a config error (an unknown budget): what a user waits for when
+  nothing is to be run;
+- time to first request: process start to the fake server's first chat completion;
+- a small job (2 problems x 4 samples), and the same command again (a rerun that makes no
+  request: store, summary, report and W&B only);
+- `--import`: the modules `import ttcbench.cli` loads, the heavy ones named.
+
+Usage: python benchmarks/startup.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness_overhead import server_stats, start_server  # noqa: E402
+
+HEAVY = ("litellm", "pandas", "matplotlib", "wandb", "datasets", "llama_cpp", "numpy", "scipy")
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    return time.perf_counter() - started, done.returncode
+
+
+def median_of(repeat: int, command: list[str], env: dict[str, str]) -> str:
+    runs = [timed(command, env) for _ in range(repeat)]
+    codes = {code for _, code in runs}
+    return f"{statistics.median(t for t, _ in runs):6.2f} s  (exit {','.join(map(str, codes))})"
+
+
+def first_request_s(command: list[str], env: dict[str, str], base: str) -> float:
+    server_stats(base, reset=True)
+    started = time.time()
+    subprocess.run(command, env=env, capture_output=True)
+    return server_stats(base)["first"] - started
+
+
+def heavy_modules() -> list[str]:
+    code = "import sys, ttcbench.cli; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    names = set(loaded.stdout.split())
+    return [name for name in HEAVY if name in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    env = {**os.environ, "WANDB_MODE": "offline", "OPENAI_API_KEY": "none"}
+    ttc = [sys.executable, "-m", "ttcbench.cli"]
+    print(f"heavy modules imported by `import ttcbench.cli`: {heavy_modules() or 'none'}")
+    print(f"ttcbench --help              {median_of(args.repeat, [*ttc, '--help'], env)}")
+    print(f"ttcbench --cfg job           {median_of(args.repeat, [*ttc, '--cfg', 'job'], env)}")
+    bad = [*ttc, "budget.values=[0]"]
+    print(f"config error (budget 0)      {median_of(args.repeat, bad, env)}")
+    proc, base = start_server(0.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            job = [*ttc, f"results_dir={tmp}", "model=openai/bench", f"model.api_base={base}/v1",
+                   "task.limit=2", "budget=pow2_4", "cache.enabled=false"]  # fmt: skip
+            first = statistics.median(
+                first_request_s([*job, f"name=first{i}"], env, base) for i in range(args.repeat)
+            )
+            print(f"time to first request        {first:6.2f} s")
+            print(f"small job (8 samples)        {median_of(1, [*job, 'name=small'], env)}")
+            print(f"rerun, no request            {median_of(args.repeat, [*job, 'name=small'], env)}")
+    finally:
+        proc.terminate()
+
+
+if __name__ == "__main__":
+    main()
