@@ -45,19 +45,20 @@ KILL_AT_ROW = """\
 import os, signal, sys
 import ttcbench.store as store
 from ttcbench.cli import main
+from ttcbench.types import Call
 
 # Test-only: die (SIGKILL) while the store writes call row number LIMIT of this process.
-LIMIT, written, encode = int(sys.argv.pop(1)), 0, store._encode
+LIMIT, written, encode = int(sys.argv.pop(1)), 0, store._row
 
-def encode_then_die(row):
+def encode_then_die(record, *args):
     global written
-    if "sample_index" in row:
+    if isinstance(record, Call):
         written += 1
         if written == LIMIT:
             os.kill(os.getpid(), signal.SIGKILL)
-    return encode(row)
+    return encode(record, *args)
 
-store._encode = encode_then_die
+store._row = encode_then_die
 main()
 """
 

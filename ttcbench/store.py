@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,23 @@ def _columns(record_type: type) -> list[str]:
     return [f.name for f in fields(record_type)]
 
 
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.dumps(v, sort_keys=True) if k in _JSON_COLUMNS else v for k, v in row.items()}
+_CALL_FIELDS = tuple(_columns(Call))
+_ATTEMPT_FIELDS = tuple(_columns(Attempt))
+
+
+def _row(
+    record: Any, names: tuple[str, ...], json_at: list[int], encoded: dict[int, str]
+) -> list[Any]:
+    """A record's column values in `names` order, JSON columns encoded (memoised in
+    `encoded` by object id: the caller keeps the objects alive while it is used)."""
+    row = [getattr(record, name) for name in names]
+    for i in json_at:
+        value = row[i]
+        text = encoded.get(id(value))
+        if text is None:
+            text = encoded[id(value)] = json.dumps(value, sort_keys=True)
+        row[i] = text
+    return row
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
@@ -103,17 +119,26 @@ class SampleStore:
     def put_calls(self, calls: Sequence[Call]) -> None:
         """Store several calls in one transaction: the samples of one request are all there
         or none is, so a resume re-requests the whole request with its own seed."""
-        self._put("calls", [call.to_row() for call in calls])
+        self._put("calls", _CALL_FIELDS, calls)
 
     def put_attempts(self, attempts: Sequence[Attempt]) -> None:
-        self._put("attempts", [attempt.to_row() for attempt in attempts])
+        self._put("attempts", _ATTEMPT_FIELDS, attempts)
 
-    def _put(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Upsert rows in one transaction (all or none survive a kill)."""
+    def _put(self, table: str, names: tuple[str, ...], records: Sequence[Any]) -> None:
+        """Upsert records in one transaction (all or none survive a kill).
+
+        One prepared statement for all rows (`executemany`), and each JSON value encoded
+        once per distinct object: a request's samples share their messages and classes,
+        which are most of a row's bytes. Rows are encoded lazily, inside the transaction.
+        """
+        encoded: dict[int, str] = {}  # id -> JSON; `records` keep every value alive meanwhile
+        json_at = [i for i, name in enumerate(names) if name in _JSON_COLUMNS]
         with self._lock, self._conn:
             self._conn.execute("BEGIN")
-            for row in map(_encode, rows):
-                self._conn.execute(_upsert_sql(table, row), list(row.values()))
+            self._conn.executemany(
+                _upsert_sql(table, names),
+                (_row(record, names, json_at, encoded) for record in records),
+            )
 
     def iter_call_rows(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Call rows in chunks, so exporting a 100k-call run never holds it all in memory."""
@@ -217,8 +242,10 @@ def flatten_classes(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame.drop(columns=["classes"]), labels.astype("string")], axis=1)
 
 
-def _upsert_sql(table: str, row: dict[str, Any]) -> str:
-    return f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+@cache
+def _upsert_sql(table: str, names: tuple[str, ...]) -> str:
+    marks = ", ".join("?" * len(names))
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({marks})"
 
 
 class CallCache:

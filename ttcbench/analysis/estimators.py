@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binom
@@ -135,17 +136,32 @@ def _tie_weighted_rest(
     return sum(float(poly @ fill) / (1 + t) for t, poly in enumerate(polys))
 
 
+# scipy's pmf costs ~30 us a call, more than the whole vote of a small pool, and every
+# problem of a run asks for the same few (pool size, k): memoised, bit for bit the same.
+@lru_cache(maxsize=4096)
+def _binom_pmfs(m: int, k: int, n: int) -> np.ndarray:
+    """Binomial(m, k/n) pmf at 0..m (read-only: shared by every caller)."""
+    pmf: np.ndarray = binom.pmf(np.arange(m + 1), m, k / n)
+    pmf.setflags(write=False)
+    return pmf
+
+
+@lru_cache(maxsize=4096)
+def _binom_norm(k: int, n: int) -> float:
+    """Binomial(n, k/n) pmf at k: the normaliser of `_majority`."""
+    return float(binom.pmf(k, n, k / n))
+
+
 def _majority(sizes: list[int], group_scores: list[float], n_abstain: int, k: int) -> float:
     """Exact majority@k from vote-group sizes, group scores and the number of abstainers."""
     n = sum(sizes) + n_abstain
-    p = k / n
     # Binomial(m, p) pmfs stand in for the counts C(m, y): a configuration's pmf product is
     # p^k (1-p)^(n-k) prod C(m_h, y_h), one constant times its count, so dividing by
     # binom.pmf(k, n, p) gives the hypergeometric probability while every intermediate stays
     # <= 1 (raw counts overflow floats near n = 1000; Python integers are too slow).
-    pmf = {m: binom.pmf(np.arange(m + 1), m, p) for m in set(sizes)}
-    abstain = binom.pmf(np.arange(n_abstain + 1), n_abstain, p)
-    norm = float(binom.pmf(k, n, p))
+    pmf = {m: _binom_pmfs(m, k, n) for m in set(sizes)}
+    abstain = _binom_pmfs(n_abstain, k, n)
+    norm = _binom_norm(k, n)
     # A group's chance to win depends only on its size, so groups of equal size share one
     # computation with their scores summed (pools of many distinct answers stay fast).
     score_by_size: dict[int, float] = {}
@@ -202,16 +218,24 @@ def best_of_k(verifier_scores: Sequence[float], scores: Sequence[float], k: int)
     _check_k(n, k)
     if np.isnan(v).any():
         raise ValueError("verifier scores contain NaN: they cannot be ranked")
-    # none_above[r] = C(n-r, k) / C(n, k), the chance a subset avoids the r top-ranked samples,
-    # as a running product of factors in [0, 1]: no overflow, no cancellation.
-    i = np.arange(n)
-    none_above = np.concatenate([[1.0], np.cumprod((n - k - i) / (n - i))])
+    none_above = _none_above(n, k)
     _, block, counts = np.unique(-v, return_inverse=True, return_counts=True)  # best first
     above = np.concatenate([[0], np.cumsum(counts)[:-1]])
     # A block holds the winner when the subset avoids everything ranked above it but not the
     # whole block; the winner is then uniform within the block, so it is worth the block mean.
     p_block = none_above[above] - none_above[above + counts]
     return float(p_block @ (np.bincount(block, weights=s) / counts))
+
+
+@lru_cache(maxsize=4096)
+def _none_above(n: int, k: int) -> np.ndarray:
+    """none_above[r] = C(n-r, k) / C(n, k), the chance a k-subset avoids the r top-ranked
+    samples, as a running product of factors in [0, 1]: no overflow, no cancellation.
+    Read-only, shared by every caller with this (n, k)."""
+    i = np.arange(n)
+    none_above = np.concatenate([[1.0], np.cumprod((n - k - i) / (n - i))])
+    none_above.setflags(write=False)
+    return none_above
 
 
 def _weighted_vote_credit(
