@@ -7,7 +7,10 @@ the parent), against a local fake OpenAI server where a model is needed:
   nothing is to be run;
 - time to first request: process start to the fake server's first chat completion;
 - a small job (2 problems x 4 samples), and the same command again (a rerun that makes no
-  request: store, summary, report and W&B only);
+  request: its outputs are up to date, so it only checks the store);
+- the default job's task and budgets (W&B offline) against the fake server: its finish
+  (last request to exit: summary, plot, exports, report, W&B) and its rerun;
+- a 1,000-sample job (125 problems x 8 samples) and its rerun;
 - `--import`: the modules `import ttcbench.cli` loads, the heavy ones named.
 
 Usage: python benchmarks/startup.py [--repeat 3]
@@ -50,6 +53,18 @@ def first_request_s(command: list[str], env: dict[str, str], base: str) -> float
     return server_stats(base)["first"] - started
 
 
+def finish_s(command: list[str], env: dict[str, str], base: str) -> str:
+    """A job's wall and its finish: from the fake server's last answer to the exit."""
+    server_stats(base, reset=True)
+    started = time.time()
+    done = subprocess.run(command, env=env, capture_output=True)
+    ended = time.time()
+    return (
+        f"{ended - started:6.2f} s, finish {ended - server_stats(base)['last']:5.2f} s  "
+        f"(exit {done.returncode})"
+    )
+
+
 def heavy_modules() -> list[str]:
     code = "import sys, ttcbench.cli; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -78,7 +93,17 @@ def main() -> None:
             )
             print(f"time to first request        {first:6.2f} s")
             print(f"small job (8 samples)        {median_of(1, [*job, 'name=small'], env)}")
-            print(f"rerun, no request            {median_of(args.repeat, [*job, 'name=small'], env)}")
+            print(
+                f"rerun, no request            {median_of(args.repeat, [*job, 'name=small'], env)}"
+            )
+            fake = [*ttc, f"results_dir={tmp}", "model=openai/bench", f"model.api_base={base}/v1",
+                    "cache.enabled=false", "logger.mode=offline"]  # fmt: skip
+            default = [*fake, "name=default"]  # the default task and budgets
+            print(f"default job                  {finish_s(default, env, base)}")
+            print(f"  rerun, no request          {median_of(args.repeat, default, env)}")
+            big = [*fake, "name=big", "task.limit=125", "budget=pow2_8"]
+            print(f"1,000-sample job             {finish_s(big, env, base)}")
+            print(f"  rerun, no request          {median_of(args.repeat, big, env)}")
     finally:
         proc.terminate()
 

@@ -12,15 +12,15 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ttcbench.analysis.plots import plot_accuracy_vs_compute
 from ttcbench.analysis.summary import summarize, to_markdown, with_run_columns
 from ttcbench.disk_errors import check_writable
+from ttcbench.finished import STAMP, store_state, up_to_date, write_stamp
 from ttcbench.loggers import RunLogger
-from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
+from ttcbench.models.spec import ModelSpec, RetryPolicy, Sampling
 from ttcbench.preflight import (
     check_logprobs,
     check_public_tests,
@@ -38,6 +38,9 @@ from ttcbench.strategies import Strategy
 from ttcbench.tasks.registry import Task, TaskRequest, load_suite
 from ttcbench.tracking import start_logger, start_progress
 from ttcbench.types import ConfigError, IncompleteRun, ProviderError
+
+if TYPE_CHECKING:  # importing the client imports litellm (~2.5 s): only when requests are due
+    from ttcbench.models.client import ModelClient
 
 log = logging.getLogger("ttcbench")
 
@@ -106,16 +109,58 @@ def check_run_folder(run_dir: Path, config: dict[str, Any]) -> None:
         )
 
 
+class LazyClient:
+    """The ModelClient of a job expected to make no request (its outputs are up to date):
+    built, with its model and key checks, only if a request is due after all."""
+
+    def __init__(self, spec: ModelSpec, retry: RetryPolicy) -> None:
+        self.spec = spec
+        self._retry = retry
+        self._client: ModelClient | None = None
+
+    @property
+    def requests_sent(self) -> int:
+        return 0 if self._client is None else self._client.requests_sent
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not set above
+        if self._client is None:
+            self._client = model_client(self.spec, self._retry)
+        return getattr(self._client, name)
+
+
+def model_client(spec: ModelSpec, retry: RetryPolicy) -> ModelClient:
+    """The client, which checks the model and its key (imports litellm)."""
+    from ttcbench.models.client import ModelClient
+
+    return ModelClient(spec, retry)
+
+
+def outputs_current(job: JobConfig) -> dict[str, Any] | None:
+    """The run folder's outputs stamp when they reflect what its store holds (a rerun of a
+    finished job has nothing to request or rewrite), else None."""
+    if not (job.run_dir / STAMP).exists():
+        return None
+    store = SampleStore(job.run_dir / "store.sqlite")
+    try:
+        return up_to_date(job.run_dir, store_state(job.config, store))
+    finally:
+        store.close()
+
+
 def prepare(job: JobConfig) -> tuple[Task, ModelClient, list[int]]:
     """All checks that need no run folder and no request: budgets, sampling values, what the
-    verifier needs of the model and the problems, model and key, task data."""
+    verifier needs of the model and the problems, model and key, task data. A finished job
+    whose outputs are current gets a client that checks the model and key on first use."""
     budgets = validate_budgets(job.budgets)
     job.strategy.check_budgets(budgets)
     check_sampling(job.sampling)
     check_writable(job.run_dir, *([job.cache_path] if job.cache_path else []))
     verifier = getattr(job.strategy, "verifier", None)
     check_logprobs(verifier, job.model)
-    client = ModelClient(job.model, job.retry)
+    # a stamp from another config never matches: that folder still fails check_run_folder
+    finished = outputs_current(job) is not None
+    client: Any = LazyClient(job.model, job.retry) if finished else None
+    client = client or model_client(job.model, job.retry)
     task = load_suite(job.task, job.tasks)
     check_public_tests(verifier, task.problems)
     if "code" in task.family.split("+"):
@@ -143,11 +188,14 @@ def run_job(job: JobConfig) -> JobResult:
     with RunLock(job.run_dir):  # one writer per run folder, or RunFolderBusy (exit 5)
         check_run_folder(job.run_dir, job.config)  # again: another process may have started it
         write_records(job.run_dir, job.config, job.hydra_files)
-        tracker = start_logger(job)
+        # Outputs already current: no tracker run unless a request turns out to be due
+        # (then log_run starts one and replays the store).
+        tracker = None if outputs_current(job) is not None else start_logger(job)
         try:
             return sample_and_finish(replace(job, tracker=tracker), task, client, budgets)
         except BaseException:  # log_run finishes the tracker of a job that succeeds
-            getattr(tracker, "fail", tracker.finish)()  # what was fed stays in the tracker
+            if tracker is not None:
+                getattr(tracker, "fail", tracker.finish)()  # what was fed stays in the tracker
             raise
 
 
@@ -202,7 +250,13 @@ def sample_and_finish(
     finally:
         progress.close()
     wall = time.perf_counter() - started
-    result = finish(job, task, store, client.requests_sent, wall)
+    stamp = None
+    if job.tracker is None and client.requests_sent == 0:
+        stamp = up_to_date(job.run_dir, store_state(job.config, store))
+    if stamp is not None:  # nothing new since the outputs were written: leave them as they are
+        result = JobResult(job.run_dir, stamp["markdown"], 0, int(stamp["errors"]), wall)
+    else:
+        result = finish(job, task, store, client.requests_sent, wall)
     failed = store.count_failed_calls()
     store.close()
     if cache is not None:
@@ -243,6 +297,8 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
     markdown += truncation_note(store) + untrusted_note(store) + failed_note(store)
     (run_dir / "summary.md").write_text(header + markdown)
     title = f"{task.name} · {job.model.name} · {len(task.problems)} problems"
+    from ttcbench.analysis.plots import plot_accuracy_vs_compute  # matplotlib: only here
+
     plot = plot_accuracy_vs_compute(summary, run_dir / "accuracy_vs_compute.png", title=title)
     exports = store.export(run_dir)
     errors = int(summary["errors"].max()) if len(summary) else 0
@@ -261,7 +317,12 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
         log.warning(
             "report.html not written (%s: %s); the results are complete", type(exc).__name__, exc
         )
-    log_run(job, store, summary, files, errors, wall, report)
+    tracked = log_run(job, store, summary, files, errors, wall, report)
+    if tracked and not store.count_failed_calls():  # else a rerun must redo what is missing
+        outputs = [*files, run_dir / "summary.csv", run_dir / "summary_by_task.csv"]
+        if job.logger.kind != "none":
+            outputs.append(run_dir / "wandb")
+        write_stamp(run_dir, store_state(job.config, store), outputs, markdown, errors)
     return JobResult(run_dir, markdown, requests, errors, wall)
 
 
@@ -329,11 +390,11 @@ def log_run(
     errors: int,
     wall: float,
     report: Any = None,
-) -> None:
+) -> bool:
     """Send the run to W&B (or nowhere): the curve, summary, files and the report's figures,
     tables and headline numbers. `run_job` started the tracker and fed it the samples as they
     were stored; without one (a job finished by other code) it starts one and streams them
-    from the store in chunks."""
+    from the store in chunks. Returns False when the tracker failed (a rerun must retry)."""
     logger = job.tracker
     if logger is None:
         logger = start_logger(job, final=True)
@@ -353,3 +414,4 @@ def log_run(
     if report is not None and log_report is not None:
         log_report(report.figures, report.tables, report.metrics)
     logger.finish()
+    return not getattr(logger, "failed", False)

@@ -14,11 +14,15 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
-from ttcbench.models.client import Completion, ModelClient, Sampling
+from ttcbench.models.spec import Sampling
 from ttcbench.store import CallCache, SampleStore
 from ttcbench.tasks.target import target_of
 from ttcbench.types import Call, Grade, Problem
+
+if TYPE_CHECKING:  # the client imports litellm: a rerun served from the store never needs it
+    from ttcbench.models.client import Completion, ModelClient
 
 Grader = Callable[[str, Problem], Grade]
 Messages = list[dict[str, str]]
@@ -119,10 +123,12 @@ class Sampler:
         calls = {
             i: done[keys[i]] for i in indices if keys[i] in done and self._usable(done[keys[i]])
         }
-        self._add_targets(problem, list(calls.values()))
-        cached = {i: self._from_cache(keys[i]) for i in indices if i not in calls}
-        hits = {i: hit for i, hit in cached.items() if hit is not None}
-        calls.update(self._keep(problem, messages, role, keys, hits, grade))
+        if calls:
+            self._add_targets(problem, list(calls.values()))
+        if self.cache is not None:
+            cached = {i: self._from_cache(keys[i]) for i in indices if i not in calls}
+            hits = {i: hit for i, hit in cached.items() if hit is not None}
+            calls.update(self._keep(problem, messages, role, keys, hits, grade))
         missing = [i for i in indices if i not in calls]
         shared = {i: self._in_flight[keys[i]] for i in missing if keys[i] in self._in_flight}
         own = [i for i in missing if i not in shared]
@@ -186,7 +192,11 @@ class Sampler:
 
     def _from_cache(self, key: str) -> Completion | None:
         payload = self.cache.get(key) if self.cache is not None else None
-        hit = Completion(**payload) if payload is not None else None
+        if payload is None:
+            return None
+        from ttcbench.models.client import Completion
+
+        hit = Completion(**payload)
         return hit if hit is not None and self._usable(hit) else None
 
     def _usable(self, done: Call | Completion) -> bool:
@@ -208,7 +218,10 @@ class Sampler:
         """Grade and store these samples in one transaction, then report them: a process
         killed at any instant leaves all of one request's samples stored or none, so the
         resume asks for exactly the same request (same first index, same seed)."""
-        shared = (messages, messages_hash(messages))  # once per request, not per sample
+        if not answers:
+            return {}
+        # Once per request, not per sample: the messages, their hash and the gold.
+        shared = (messages, messages_hash(messages), target_of(problem))
         calls = {
             i: self._record(problem, shared, role, i, keys[i], completion, grade, started)
             for i, completion in answers.items()
@@ -222,7 +235,7 @@ class Sampler:
     def _record(
         self,
         problem: Problem,
-        shared: tuple[Messages, str],
+        shared: tuple[Messages, str, str | None],
         role: str,
         index: int,
         key: str,
@@ -230,9 +243,9 @@ class Sampler:
         grade: bool,
         started: float | None = None,
     ) -> Call:
-        """One graded row (not yet stored): `shared` is the messages and their hash;
-        `started` is None for a sample paid for elsewhere (cached)."""
-        messages, hashed = shared
+        """One graded row (not yet stored): `shared` is the messages, their hash and the
+        problem's gold; `started` is None for a sample paid for elsewhere (cached)."""
+        messages, hashed, target = shared
         cached = started is None
         now = time.time()
         call = Call(
@@ -249,7 +262,7 @@ class Sampler:
             messages_hash=hashed,
             messages=messages,
             output=completion.text,
-            target=target_of(problem),
+            target=target,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             latency_s=completion.latency_s,

@@ -194,6 +194,8 @@ class WandbLogger:
         self._chunk_index = 0
         self._curve_metrics: set[str] = set()
         self._run: Any = None  # None once disabled or finished: every method then no-ops
+        self.failed = False
+        """Whether a W&B error disabled this logger (its W&B copy is incomplete)."""
         self._superseded: list[Path] = []  # this folder's older offline runs (wandb_runs.py)
         try:
             wandb_dir = Path(run_dir).absolute() / "wandb"
@@ -374,6 +376,7 @@ class WandbLogger:
         than hanging open; errors while closing are ignored (the warning is already out).
         """
         run, self._run = self._run, None
+        self.failed = True
         self._buffer.clear()
         message = (str(exc).strip().splitlines() or [""])[0]
         _log.warning(
