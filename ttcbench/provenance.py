@@ -9,6 +9,7 @@ machine. Collecting any of this never fails a run: what cannot be found is None.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -74,7 +75,14 @@ def command(python_call: Sequence[str] | None, overrides: Sequence[str] | None) 
 
 def code_version() -> dict[str, Any]:
     """ttcbench's version, and the commit of its source checkout (None when not a checkout)."""
-    source = Path(ttcbench.__file__).resolve().parents[1]
+    return dict(_code_version(Path(ttcbench.__file__).resolve().parents[1]))
+
+
+@functools.cache
+def _code_version(source: Path) -> dict[str, Any]:
+    """Once per process and checkout: a job asks for it when it writes provenance.json and
+    twice more for its outputs' stamp (finished.py), and `git status` can take a while in a
+    large checkout. The code this process runs cannot change while it runs."""
     commit = dirty = None
     if (source / ".git").exists():
         commit = _git(source, "rev-parse", "HEAD")

@@ -199,4 +199,6 @@ def test_no_checkout_or_no_git_never_fails(monkeypatch: pytest.MonkeyPatch, tmp_
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(subprocess, "run", no_git)
+    provenance._code_version.cache_clear()  # the checkout's answer is cached per process
     assert provenance.code_version()["commit"] is None
+    provenance._code_version.cache_clear()
