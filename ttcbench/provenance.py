@@ -225,7 +225,8 @@ def model_text(model: dict[str, Any] | None) -> str:
     if model.get("name") and model.get("name") != model.get("model"):
         text = f"{model['name']} ({text})"
     if model.get("api_base"):
-        text += f" at {model['api_base']}"
+        where = model["api_base"]  # one address, or a list of replicas
+        text += f" at {where if isinstance(where, str) else ', '.join(map(str, where))}"
     if model.get("params_b"):
         text += f", {model['params_b']}B params"
     if model.get("extra"):

@@ -11,6 +11,10 @@ until a first success a server that cannot be reached at all counts as such a re
 errors come back as a completion carrying `error`, so the runner records it instead of
 scoring it as a wrong answer. Model time is the successful attempt's own; failed attempts and
 backoff are counted apart (`retry_wait_s`).
+
+A list of `api_base` replicas spreads the tries over them (`replicas`): a try that fails on one
+replica goes to another at once, and a server counts as unreachable only once every replica
+has refused connections before any success.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import litellm
 
 from ttcbench.models.local import register_local_provider
 from ttcbench.models.openai_compat import OpenAICompat, fast_transport
+from ttcbench.models.replicas import Replicas
 from ttcbench.models.spec import LOCAL_PROVIDER, ModelSpec, RetryPolicy, Sampling
 from ttcbench.types import ConfigError, ProviderError
 
@@ -125,7 +130,7 @@ def check_model(spec: ModelSpec) -> None:
         register_local_provider()
         return
     try:
-        litellm.get_llm_provider(spec.model, api_base=spec.api_base)
+        litellm.get_llm_provider(spec.model, api_base=next(iter(spec.api_bases), None))
     except Exception as err:
         raise ConfigError(
             f"litellm does not know the model {spec.model!r}: use 'provider/model' "
@@ -145,8 +150,9 @@ def check_model(spec: ModelSpec) -> None:
         # An `openai/` model on a self-hosted server still needs *a* key for the OpenAI client;
         # without one litellm answers HTTP 500, which would be retried as if transient.
         raise ConfigError(
-            f"model {spec.model!r} at {spec.api_base} needs an API key: export {missing[0]}=... "
-            "(any value if the server ignores keys) or set model.extra.api_key=none"
+            f"model {spec.model!r} at {', '.join(spec.api_bases)} needs an API key: "
+            f"export {missing[0]}=... (any value if the server ignores keys) or set "
+            "model.extra.api_key=none"
         )
     if missing:
         raise ConfigError(
@@ -178,7 +184,11 @@ class ModelClient:
         """The refusal that stopped this client: every later request raises it unsent."""
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._prices: Prices | None = None
-        self.fast = fast_transport(spec)
+        self.replicas = Replicas(spec) if len(spec.api_bases) > 1 else None
+        """The replicas of a list `api_base`, each try's server picked by litellm's Router."""
+        self._refused_by: set[str] = set()
+        """Replicas that refused connections before any success (see `_unreachable_wait`)."""
+        self.fast = fast_transport(spec) if self.replicas is None else None
 
     async def complete(
         self, messages: list[dict[str, str]], sampling: Sampling, n: int = 1
@@ -235,12 +245,13 @@ class ModelClient:
         for attempt in range(1, self.retry.max_attempts + 1):
             if self.fatal is not None:  # another request was refused: send nothing more
                 raise ProviderError(str(self.fatal))
+            base = None if self.replicas is None else await self.replicas.pick()
             self.requests_sent += 1
             sent = time.perf_counter()
             try:
-                response = await self._send(messages, sampling, n)
+                response = await self._send(messages, sampling, n, base)
             except Exception as err:
-                wait = self._retry_wait(err, attempt)  # or raise: refused, or out of tries
+                wait = self._retry_wait(err, attempt, base)  # or raise: refused, out of tries
             else:
                 self.succeeded = True
                 latency = time.perf_counter() - sent
@@ -248,10 +259,14 @@ class ModelClient:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _send(self, messages: list[dict[str, str]], sampling: Sampling, n: int) -> Any:
-        """One try, through the fast path where it applies, else through litellm."""
-        if self.fast is not None:
-            return await self.fast.complete(messages, sampling, n)
+    async def _send(
+        self, messages: list[dict[str, str]], sampling: Sampling, n: int, base: str | None = None
+    ) -> Any:
+        """One try (to replica `base` of a list), through the fast path where it applies, else
+        through litellm."""
+        fast = self.fast if self.replicas is None or base is None else self.replicas.fast[base]
+        if fast is not None:
+            return await fast.complete(messages, sampling, n)
         # max_retries=0: retries are ours, so the SDK must not retry silently.
         return await litellm.acompletion(
             model=self.spec.model,
@@ -259,40 +274,65 @@ class ModelClient:
             timeout=self.spec.timeout_s,
             max_retries=0,
             num_retries=0,
-            **self._kwargs(sampling, n),
+            **self._kwargs(sampling, n, base),
         )
 
-    def _kwargs(self, sampling: Sampling, n: int) -> dict[str, Any]:
+    def _kwargs(self, sampling: Sampling, n: int, base: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {**sampling.as_kwargs(), **self.spec.extra}
         if n > 1:
             kwargs["n"] = n
         if self.spec.logprobs:  # not part of the cache key: it does not change the sample
             kwargs["logprobs"] = True
-        if self.spec.api_base:
-            kwargs["api_base"] = self.spec.api_base
+        if base or self.spec.api_base:
+            kwargs["api_base"] = base or self.spec.api_base
         if self.spec.api_key_env:
             kwargs["api_key"] = os.environ.get(self.spec.api_key_env)
         return kwargs
 
-    def _retry_wait(self, err: Exception, attempt: int) -> float:
+    def _retry_wait(self, err: Exception, attempt: int, base: str | None = None) -> float:
         """Seconds to wait before the next try, or raise: a refusal as `ProviderError` (and
-        this client sends nothing more), anything else as itself once retrying is over."""
+        this client sends nothing more), anything else as itself once retrying is over. A
+        transient failure on one replica of several cools it down, and the next try goes to
+        another replica without waiting (the backoff is for a server that is struggling)."""
         refused = _refusal_status(err)
         if refused is not None:
             fix = FATAL_FIXES[refused].format(model=self.spec.model)
             self.fatal = ProviderError(self._refusal(err, fix))
             raise self.fatal from err
-        if not self.succeeded and _unreachable_cause(err) is not None:
-            if attempt >= min(CONNECT_ATTEMPTS, self.retry.max_attempts):
-                self.fatal = ProviderError(self._unreachable(err, attempt))
-                raise self.fatal from err
-            return min(self.retry.initial_wait_s * 2 ** (attempt - 1), 1.0)
+        unreachable = _unreachable_cause(err) is not None
+        free = (
+            self.replicas is not None
+            and base is not None
+            and (unreachable or isinstance(err, TRANSIENT_ERRORS))
+            and self.replicas.failed(base, err)
+        )
+        if not self.succeeded and unreachable:
+            return self._unreachable_wait(err, attempt, base, free)
         if not isinstance(err, TRANSIENT_ERRORS) or attempt >= self.retry.max_attempts:
             err.ttcbench_attempts = attempt  # type: ignore[attr-defined]
             raise err
+        if free:
+            return 0.0
         initial = self.retry.initial_wait_s
         backoff = initial * 2 ** (attempt - 1) + random.uniform(0, initial)
         return min(max(backoff, retry_after_s(err) or 0.0), self.retry.max_wait_s)
+
+    def _unreachable_wait(
+        self, err: Exception, attempt: int, base: str | None, free: bool
+    ) -> float:
+        """Before any success, no connection at all: taken for a wrong address after
+        CONNECT_ATTEMPTS tries, and with replicas only once every one of them has refused;
+        until then the next try goes to a replica not yet known to refuse, without waiting."""
+        if base is not None:
+            self._refused_by.add(base)
+        everywhere = self.replicas is None or len(self._refused_by) == len(self.replicas.bases)
+        if everywhere and attempt >= min(CONNECT_ATTEMPTS, self.retry.max_attempts):
+            self.fatal = ProviderError(self._unreachable(err, attempt))
+            raise self.fatal from err
+        if attempt >= self.retry.max_attempts:  # more dead replicas than tries
+            err.ttcbench_attempts = attempt  # type: ignore[attr-defined]
+            raise err
+        return 0.0 if free else min(self.retry.initial_wait_s * 2 ** (attempt - 1), 1.0)
 
     def _refusal(self, err: Exception, fix: str) -> str:
         status = getattr(err, "status_code", None)
@@ -303,7 +343,9 @@ class ModelClient:
         )
 
     def _unreachable(self, err: Exception, attempt: int) -> str:
-        where = self.spec.api_base or f"the provider of {self.spec.model}"
+        bases = self.spec.api_bases
+        where = bases[0] if len(bases) == 1 else f"any of {', '.join(bases)}"
+        where = where if bases else f"the provider of {self.spec.model}"
         return (
             f"cannot connect to {where} ({_unreachable_cause(err)}) after {attempt} tries, and no "
             "request has succeeded yet. Fix: start the server or correct model.api_base, or "

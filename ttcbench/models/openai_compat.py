@@ -89,7 +89,9 @@ class ChatResponse:
 def fast_transport(spec: ModelSpec) -> OpenAICompat | None:
     """The fast transport for this model, or None where litellm's path must be taken: forced
     by `transport: litellm`, no `api_base`, another provider or litellm-only settings."""
-    if spec.transport != "auto" or spec.is_local or not spec.api_base:
+    if spec.transport != "auto" or spec.is_local or not isinstance(spec.api_base, str):
+        return None  # a list of replicas gets one transport per server (`replicas`)
+    if not spec.api_base:
         return None
     if (set(spec.extra) & set(all_litellm_params)) - OWN_EXTRA:
         return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ttcbench.types import ConfigError
+
 LOCAL_PROVIDER = "local"
 """litellm provider prefix of the embedded model (`local/smollm2`, ttcbench/models/local.py)."""
 
@@ -43,7 +45,9 @@ class ModelSpec:
     name: str
     model: str
     """litellm model string: `local/smollm2`, `openai/gpt-4o-mini`, `hosted_vllm/...`."""
-    api_base: str | None = None
+    api_base: str | tuple[str, ...] | None = None
+    """The server's address, or a list of replicas of one model that requests are spread over
+    (`ttcbench/models/replicas.py`); a list of one is that one address."""
     api_key_env: str | None = None
     """Environment variable holding the key for an `api_base` server (None: litellm's own)."""
     params_b: float | None = None
@@ -59,9 +63,40 @@ class ModelSpec:
     skip litellm's per-request machinery (same request, ~25x less CPU); `litellm`: every
     request through `litellm.acompletion`."""
 
+    def __post_init__(self) -> None:
+        # A list from YAML or `model.api_base=[...]` becomes a tuple (the spec is frozen data).
+        object.__setattr__(self, "api_base", replica_bases(self.api_base))
+
     @property
     def is_local(self) -> bool:
         return self.model.startswith(f"{LOCAL_PROVIDER}/")
+
+    @property
+    def api_bases(self) -> tuple[str, ...]:
+        """Every server address: one, several replicas, or none (the provider's own)."""
+        if self.api_base is None:
+            return ()
+        return self.api_base if isinstance(self.api_base, tuple) else (self.api_base,)
+
+
+def replica_bases(value: Any) -> str | tuple[str, ...] | None:
+    """`model.api_base` as a ModelSpec holds it: None, one address, or a tuple of two or more
+    distinct `http(s)://` addresses; anything else is a ConfigError saying how to write it."""
+    if value is None or isinstance(value, str):
+        return value
+    example = "e.g. model.api_base=[http://gpu1:8000/v1,http://gpu2:8000/v1]"
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(
+            f"model.api_base={value!r}: give one address or a non-empty list of them, {example}"
+        )
+    for entry in value:
+        if not isinstance(entry, str) or not entry.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"model.api_base lists {entry!r}, which is not an http(s):// address: {example}"
+            )
+    if len(set(value)) < len(value):
+        raise ConfigError(f"model.api_base lists an address twice ({list(value)}): {example}")
+    return value[0] if len(value) == 1 else tuple(value)
 
 
 @dataclass(frozen=True)
