@@ -13,7 +13,11 @@ the parent), against a local fake OpenAI server where a model is needed:
 - a 1,000-sample job (125 problems x 8 samples) and its rerun;
 - `--import`: the modules `import ttcbench.cli` loads, the heavy ones named.
 
-Usage: python benchmarks/startup.py [--repeat 3]
+`--baseline DIR` also times the first request of the ttcbench tree at DIR (e.g. the last
+commit's: `git archive HEAD | tar -x -C DIR`), each run alternating with one of this tree, so
+both see the same machine load.
+
+Usage: python benchmarks/startup.py [--repeat 3] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -46,10 +50,16 @@ def median_of(repeat: int, command: list[str], env: dict[str, str]) -> str:
     return f"{statistics.median(t for t, _ in runs):6.2f} s  (exit {','.join(map(str, codes))})"
 
 
-def first_request_s(command: list[str], env: dict[str, str], base: str) -> float:
+def first_request_s(
+    command: list[str], env: dict[str, str], base: str, tree: str | None = None
+) -> float:
+    """Process start to the fake server's first chat completion; `tree`: the ttcbench
+    source tree to run (default: the installed one)."""
+    if tree is not None:
+        env = {**env, "PYTHONPATH": tree}
     server_stats(base, reset=True)
     started = time.time()
-    subprocess.run(command, env=env, capture_output=True)
+    subprocess.run(command, env=env, capture_output=True, cwd=tree)
     return server_stats(base)["first"] - started
 
 
@@ -75,6 +85,7 @@ def heavy_modules() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline", help="another ttcbench tree, for time to first request")
     args = parser.parse_args()
     env = {**os.environ, "WANDB_MODE": "offline", "OPENAI_API_KEY": "none"}
     ttc = [sys.executable, "-m", "ttcbench.cli"]
@@ -88,10 +99,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             job = [*ttc, f"results_dir={tmp}", "model=openai/bench", f"model.api_base={base}/v1",
                    "task.limit=2", "budget=pow2_4", "cache.enabled=false"]  # fmt: skip
-            first = statistics.median(
-                first_request_s([*job, f"name=first{i}"], env, base) for i in range(args.repeat)
-            )
-            print(f"time to first request        {first:6.2f} s")
+            trees = [None, *([args.baseline] if args.baseline else [])]
+            firsts: dict[str | None, list[float]] = {tree: [] for tree in trees}
+            for i in range(args.repeat):  # interleaved: both trees see the same load
+                for tree in trees:
+                    job_i = [*job, f"name=first{i}{'b' if tree else ''}"]
+                    firsts[tree].append(first_request_s(job_i, env, base, tree))
+            for tree, times in firsts.items():
+                label = "time to first request" + (f" ({tree})" if tree else "")
+                print(f"{label:<29}{statistics.median(times):6.2f} s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times)})")  # fmt: skip
             print(f"small job (8 samples)        {median_of(1, [*job, 'name=small'], env)}")
             print(
                 f"rerun, no request            {median_of(args.repeat, [*job, 'name=small'], env)}"

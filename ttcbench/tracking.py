@@ -28,7 +28,8 @@ log = logging.getLogger("ttcbench")
 
 def start_logger(job: JobConfig, *, final: bool = False) -> RunLogger:
     """Start the job's tracker run now, not after sampling, so a long sweep is watchable
-    live; it first gets the samples a previous attempt stored (a resume). Failed calls are
+    live (W&B starts on a thread of its own, `make_logger`: the first request does not wait
+    for it); it first gets the samples a previous attempt stored (a resume). Failed calls are
     retried and the retry is fed live, so they are replayed only when `final`."""
     logger = make_logger(
         job.logger.kind,

@@ -64,14 +64,20 @@ def make_logger(kind: str, **kwargs: Any) -> RunLogger:
     """Build the logger named by `kind`, passing `kwargs` to its constructor.
 
     The runner passes the same keyword arguments whatever the kind, so `none` accepts and
-    drops them. `wandb` is imported lazily: importing wandb costs about a second, which a
-    `logger=none` job should not pay.
+    drops them. W&B starts on a thread of its own (`BackgroundLogger`): importing wandb and
+    `wandb.init` cost ~1.5 s, which the job's first request should not wait for (and which a
+    `logger=none` job never pays).
     """
     if kind == "none":
         return NullLogger()
     if kind == "wandb":
-        from ttcbench.loggers.wandb_logger import WandbLogger
+        from ttcbench.loggers.background import BackgroundLogger
 
-        return WandbLogger(**kwargs)
+        def start() -> RunLogger:
+            from ttcbench.loggers.wandb_logger import WandbLogger
+
+            return WandbLogger(**kwargs)
+
+        return BackgroundLogger(start, name="wandb")
     valid = ", ".join(repr(k) for k in LOGGER_KINDS)
     raise ValueError(f"unknown logger kind {kind!r}; valid kinds are {valid}")

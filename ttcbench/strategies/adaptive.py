@@ -30,10 +30,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import numpy as np
-from scipy.stats import beta
-
-from ttcbench.analysis.estimators import majority_at_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Compute, Outcome, Strategy, failed
 from ttcbench.strategies.majority_vote import plurality
@@ -146,6 +142,8 @@ class Adaptive(Strategy):
         return [self.probe + e for e in extra]
 
     def outcome(self, budget: int, used: Sequence[Call]) -> Outcome:
+        from ttcbench.analysis.estimators import majority_at_k  # numpy, scipy
+
         answers = answers_of(used)
         scores = [c.score or 0.0 for c in used]
         compute = Compute.parallel(used).scaled(1.0, self.critical_path(used))
@@ -166,6 +164,8 @@ class Adaptive(Strategy):
 def share_out(total: int, weights: Sequence[float], cap: float) -> list[int]:
     """`total` units in proportion to `weights` (evenly if all are 0), none above `cap`:
     water-filling hands a capped share's excess to the rest; largest remainders round it."""
+    import numpy as np  # at the first allocation, not at import (start-up)
+
     n = len(weights)
     if n == 0:
         return []
@@ -200,6 +200,8 @@ def vote_counts(answers: Sequence[str | None]) -> tuple[int, int]:
 def leader_confidence(answers: Sequence[str | None]) -> float:
     """Adaptive-Consistency's Beta criterion: P(p > 1/2), p ~ Beta(v1 + 1, v2 + 1), the
     posterior probability that the leader's share beats the runner-up's. 0 with no votes."""
+    from scipy.stats import beta  # at the first decision, not at import (start-up)
+
     v1, v2 = vote_counts(answers)
     return float(beta.sf(0.5, v1 + 1, v2 + 1)) if v1 else 0.0
 

@@ -6,7 +6,13 @@ labels it stands for; problems are drawn round-robin so every class is equally r
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
 from itertools import zip_longest
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ttcbench.types import Problem, TaskError
@@ -14,17 +20,16 @@ from ttcbench.types import Problem, TaskError
 
 def load_reasoning_gym(spec: dict[str, Any], limit: int | None, seed: int) -> list[Problem]:
     """Problems from each generator in `spec["generators"]`, interleaved, at most `limit`."""
-    import reasoning_gym
-
     generators = spec.get("generators") or []
     if not generators:
         raise TaskError(f"task {spec['name']!r}: a reasoning_gym task needs `generators`")
+    create_dataset = dataset_factory(gen["dataset"] for gen in generators)
     # Draw extra so that dropping repeated questions still leaves `limit` problems.
     per_generator = 2 * -(-limit // len(generators)) if limit else spec.get("size", 100)
     streams = []
     for index, gen in enumerate(generators):
         try:
-            dataset = reasoning_gym.create_dataset(
+            dataset = create_dataset(
                 gen["dataset"],
                 size=per_generator,
                 seed=seed + 1000 * index,
@@ -35,6 +40,66 @@ def load_reasoning_gym(spec: dict[str, Any], limit: int | None, seed: int) -> li
         streams.append([_problem(spec, gen, i, item) for i, item in enumerate(dataset)])
     problems = _distinct([p for group in zip_longest(*streams) for p in group if p is not None])
     return problems[:limit] if limit else problems
+
+
+def dataset_factory(names: Iterable[str]) -> Callable[..., Any]:
+    """reasoning-gym's `create_dataset`, with only the generator modules of `names` imported.
+
+    `import reasoning_gym` imports all ~100 generators and their libraries (sympy, cellpylib,
+    matplotlib: ~1.8 s, before the first request). Its package body is deferred instead
+    (`_DeferredPackage`); each generator's own module, found by its file name, registers it.
+    A generator found no other way, or a version whose modules do not import alone, gets the
+    whole package, as before."""
+    package = _deferred_package("reasoning_gym")
+    names = list(names)
+    try:
+        for module in filter(None, map(_generator_module, names)):
+            importlib.import_module(module)
+        registered = importlib.import_module("reasoning_gym.factory").DATASETS
+        found = all(name in registered for name in names)
+    except ImportError:
+        found = False
+    if not found and isinstance(package, _DeferredPackage):
+        package.run_body()  # imports and registers every generator
+    return importlib.import_module("reasoning_gym.factory").create_dataset  # type: ignore[no-any-return]
+
+
+def _generator_module(name: str) -> str | None:
+    """The module named after generator `name` (its convention: `arithmetic/chain_sum.py`)."""
+    root = Path(sys.modules["reasoning_gym"].__path__[0])
+    for path in sorted(root.rglob(f"{name}.py")):
+        return ".".join(("reasoning_gym", *path.relative_to(root).with_suffix("").parts))
+    return None
+
+
+class _DeferredPackage(ModuleType):
+    """A package whose `__init__` runs at the first use of a name it defines (a submodule
+    name imports that submodule alone), so importing one submodule does not import them all;
+    `import reasoning_gym` elsewhere in the process still gets the whole package on use."""
+
+    def __getattr__(self, name: str) -> Any:
+        if importlib.util.find_spec(f"{self.__name__}.{name}") is not None:
+            return importlib.import_module(f"{self.__name__}.{name}")
+        self.run_body()
+        return ModuleType.__getattribute__(self, name)
+
+    def run_body(self) -> None:
+        """Run the package's `__init__` (once): it imports every submodule not yet imported."""
+        self.__class__ = ModuleType  # type: ignore[assignment]
+        self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]
+
+
+def _deferred_package(name: str) -> ModuleType:
+    """The package `name` from sys.modules, or a `_DeferredPackage` put there."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"{name} is not installed: pip install {name.replace('_', '-')}")
+    module = importlib.util.module_from_spec(spec)
+    module.__class__ = _DeferredPackage
+    sys.modules[name] = module
+    return module
 
 
 def _distinct(problems: list[Problem]) -> list[Problem]:
