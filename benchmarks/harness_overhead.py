@@ -7,8 +7,11 @@ arithmetic problems, cache and W&B off) whose sampling phase the server times: f
 received to last answer sent. The ratio of the two samples/s is the harness's overhead; it is
 measured in one run, interleaved, because these machines are noisy.
 
+Each row prints both samples/s (server-timed), their ratio and the 1-minute load average,
+since a loaded machine slows the CPU-bound ttcbench side more than the bare client.
+
 Usage:
-  python benchmarks/harness_overhead.py                      # the issue's grid
+  python benchmarks/harness_overhead.py                      # the issue's grid, 10,000 samples
   python benchmarks/harness_overhead.py --samples 2000 --latency-ms 50 --concurrency 32 --n 8
   python benchmarks/harness_overhead.py --profile            # py-spy top of ttcbench's part
   python benchmarks/harness_overhead.py --transport auto litellm   # before/after the fast path
@@ -28,7 +31,9 @@ import time
 from pathlib import Path
 
 MODEL = os.environ.get("BENCH_MODEL", "hosted_vllm/bench")
-ANSWER = "Adding them up step by step gives the total. The answer is 42."
+ANSWER = "Adding them up step by step gives the total ({seed}.{i}). The answer is 42."
+"""Every sample's text differs (seed and choice index), as real samples do: grading work that
+identical texts would let a memo skip is measured, not skipped."""
 
 
 def serve(port: int, latency_s: float) -> None:
@@ -44,9 +49,10 @@ def serve(port: int, latency_s: float) -> None:
         if latency_s:
             await asyncio.sleep(latency_s)
         n = int(body.get("n") or 1)
+        seed = body.get("seed")
         choices = [
             {"index": i, "finish_reason": "stop", "logprobs": None,
-             "message": {"role": "assistant", "content": ANSWER}}
+             "message": {"role": "assistant", "content": ANSWER.format(seed=seed, i=i)}}
             for i in range(n)
         ]  # fmt: skip
         stats["requests"] += 1
@@ -181,7 +187,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, nargs="*", default=[50.0, 0.0])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 32])
     parser.add_argument("--n", type=int, nargs="*", default=[1, 8])
-    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs (SVG)")
     parser.add_argument("--transport", nargs="*", default=["auto"], choices=["auto", "litellm"],
                         help="model.transport of the jobs (litellm: the old path)")  # fmt: skip
@@ -190,7 +196,7 @@ def main() -> None:
         serve(args.serve, args.latency_ms[0] / 1000)
         return
     heads = "".join(f" {t + '/s':>10} {'ratio':>6}" for t in args.transport)
-    print(f"{'latency':>8} {'conc':>5} {'n':>3} {'bare/s':>9}{heads}")
+    print(f"{'latency':>8} {'conc':>5} {'n':>3} {'bare/s':>9}{heads} {'load':>5}")
     for latency in args.latency_ms:
         proc, base = start_server(latency / 1000)
         try:
@@ -200,8 +206,9 @@ def main() -> None:
                         base, args.samples, concurrency, n, args.profile, args.transport
                     )
                     cells = "".join(f" {rate:>10.0f} {rate / bare:>6.2f}" for rate in ours)
-                    print(f"{latency:>6.0f}ms {concurrency:>5} {n:>3} {bare:>9.0f}{cells}",
-                          flush=True)  # fmt: skip
+                    load = os.getloadavg()[0]
+                    print(f"{latency:>6.0f}ms {concurrency:>5} {n:>3} {bare:>9.0f}{cells} "
+                          f"{load:>5.1f}", flush=True)  # fmt: skip
         finally:
             proc.terminate()
 

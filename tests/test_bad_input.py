@@ -175,7 +175,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_nothing(
         assert words in message, f"{words!r} not in {message!r}"
     results = ran.tmp / "results"
     assert not results.exists() or not list(results.rglob("*")), "a run folder was left"
-    assert not (ran.tmp / "cache.sqlite").exists()
+    assert not (ran.tmp / "cache.sqlite").exists() and not (ran.tmp / "cache").exists()
 
 
 def test_no_bad_command_made_a_request(
@@ -329,7 +329,9 @@ def test_full_disk_mid_run_keeps_a_readable_store_and_resumes(
     assert "second-rc=0" in out, out
     resumed = int(re.findall(r"model requests: (\d+),", out)[0])
     assert resumed == 192 - int(stored)  # nothing stored is asked for again
-    assert total - resumed <= int(stored) + 4 + 1  # first run: what it stored + in flight
+    # First run: what it stored, what was in flight (4) and, with writes off the event loop,
+    # the requests answered while the failing commit was queued (observed up to ~7 in all).
+    assert total - resumed <= int(stored) + 2 * 4 + 1
 
 
 # --- checks made before the first request, from Python ----------------------------------

@@ -177,7 +177,7 @@ def check_bad_input(case: str, bad_runs: dict[str, Future[BadRun]]) -> None:
     results = run.tmp / "results"
     assert not list(results.rglob("store.sqlite"))
     assert not list(results.rglob("*")), "the run left files or folders behind"
-    assert not (run.tmp / "cache.sqlite").exists()
+    assert not (run.tmp / "cache.sqlite").exists() and not (run.tmp / "cache").exists()
 
 
 # --- multirun sweeps against the scripted server ------------------------------------------

@@ -29,7 +29,8 @@ from faultkit import CLI, attempts, samples
 from test_faults import overrides
 
 import ttcbench
-from ttcbench.store import CallCache, SampleStore
+from ttcbench.cache import CallCache
+from ttcbench.store import SampleStore
 from ttcbench.types import Call
 
 MAX_N = 4

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ttcbench.analysis.summary import summarize, to_markdown, with_run_columns
+from ttcbench.cache import CallCache
 from ttcbench.disk_errors import check_writable
 from ttcbench.finished import STAMP, store_state, up_to_date, write_stamp
 from ttcbench.loggers import RunLogger
@@ -33,7 +33,7 @@ from ttcbench.run_names import config_digest, identity
 from ttcbench.runlock import RunLock
 from ttcbench.runner import run_problems
 from ttcbench.sampler import RunInfo, Sampler
-from ttcbench.store import CallCache, SampleStore
+from ttcbench.store import SampleStore
 from ttcbench.strategies import Strategy
 from ttcbench.tasks.registry import Task, TaskRequest, load_suite
 from ttcbench.tracking import start_logger, start_progress
@@ -233,6 +233,7 @@ def sample_and_finish(
                 model=job.model.name,
             )
         )
+        sampler.drain()  # the last commits reach the tracker before it is summarised
     except KeyboardInterrupt:
         progress.close()
         saved = store.count_calls()
@@ -281,6 +282,9 @@ def incomplete(job: JobConfig, calls: int, attempts: int, last: str | None) -> I
 
 def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: float) -> JobResult:
     """Summary table, plot, Parquet export and W&B logging from what the store holds."""
+    # pandas and scipy: imported here, after sampling, not before the first request
+    from ttcbench.analysis.summary import summarize, to_markdown
+
     attempts = store.attempts_frame()
     summary = summarize(attempts)
     run_dir = job.run_dir
@@ -329,6 +333,8 @@ def finish(job: JobConfig, task: Task, store: SampleStore, requests: int, wall: 
 def csv_table(job: JobConfig, task: str, summary: Any) -> Any:
     """summary.csv's rows: the numbers led by what the run was (task, model, strategy label,
     temperature, max_tokens), so many runs' tables concatenate and stay readable."""
+    from ttcbench.analysis.summary import with_run_columns
+
     sampling = job.sampling
     return with_run_columns(
         summary,

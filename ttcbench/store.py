@@ -1,7 +1,7 @@
-"""The crash-safe sample store of a run, and the shared call cache across runs.
+"""The crash-safe sample store of a run (the call cache shared across runs: ttcbench/cache.py).
 
-Both are SQLite databases in WAL mode with one transaction per write: a `kill -9` at any
-moment loses at most the calls in flight, never a committed row, and never corrupts the
+The store is an SQLite database in WAL mode with one transaction per write: a `kill -9` at
+any moment loses at most the calls in flight, never a committed row, and never corrupts the
 file (SQLite's journal guarantees it). Only this module knows the storage format; the rest
 of ttcbench sees `Call` and `Attempt` records and pandas frames.
 """
@@ -9,9 +9,10 @@ of ttcbench sees `Call` and `Attempt` records and pandas frames.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from ttcbench.store_writer import Work, Writer
 from ttcbench.types import Attempt, Call
 
 _JSON_COLUMNS = {"classes", "messages"}
@@ -68,12 +70,18 @@ class SampleStore:
     failed call's row instead of adding a second one, so rows are never duplicated. The
     problem is part of the row's identity because two problems may share a prompt (and so
     a call key): each keeps its own row, while the shared cache pays for the sample once.
+
+    Writes are committed by a writer thread (`store_writer`), reads on the caller's
+    connection; every read but `get_calls` first waits for the writes queued before it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = _connect(path)
-        self._lock = threading.Lock()
+        self._writer = Writer(lambda: _connect(path))
+        # Queued writes are committed even if the owner forgets `close` (at exit too).
+        self._finalizer = weakref.finalize(self, _close_unwatched, self._writer, path)
+        self._problems: set[tuple[str, str]] | None = None
         call_cols = ", ".join(_columns(Call))
         attempt_cols = ", ".join(_columns(Attempt))
         self._conn.execute(
@@ -95,7 +103,12 @@ class SampleStore:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def get_calls(self, task: str, problem_id: str, keys: Iterable[str]) -> dict[str, Call]:
-        """A problem's stored successful calls among `keys` (failed ones are retried)."""
+        """A problem's stored successful calls among `keys` (failed ones are retried).
+
+        Queued writes are not waited for: the sampler asks for a sample only if no request
+        for it is in flight, and a request stays in flight until its rows are committed."""
+        if (task, problem_id) not in self._stored_problems():
+            return {}  # a fresh problem (every one of a new run): no query
         keys = list(keys)
         found: dict[str, Call] = {}
         for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
@@ -116,56 +129,75 @@ class SampleStore:
     def put_call(self, call: Call) -> None:
         self.put_calls([call])
 
+    def _stored_problems(self) -> set[tuple[str, str]]:
+        """The (task, problem) pairs that have rows, read once, then kept up to date by this
+        object's writes (a run folder has one writer: `RunLock`)."""
+        if self._problems is None:
+            sql = "SELECT DISTINCT task, problem_id FROM calls"
+            self._problems = {(task, pid) for task, pid in self._conn.execute(sql)}
+        return self._problems
+
+    def _note_problems(self, calls: Sequence[Call]) -> None:
+        self._stored_problems().update((call.task, call.problem_id) for call in calls)
+
     def put_calls(self, calls: Sequence[Call]) -> None:
         """Store several calls in one transaction: the samples of one request are all there
         or none is, so a resume re-requests the whole request with its own seed."""
-        self._put("calls", _CALL_FIELDS, calls)
+        self._note_problems(calls)
+        self._writer.wait(_upsert("calls", _CALL_FIELDS, list(calls)))
+
+    def queue_calls(
+        self, calls: Sequence[Call], on_stored: Callable[[BaseException | None], None]
+    ) -> None:
+        """`put_calls` without waiting: the writer thread commits the calls (one transaction,
+        in queue order), then calls `on_stored(None)`, or with the error, in its own thread.
+        A failed write, or an error `on_stored` raises, is raised by this store's next write
+        or read (a run never goes on as if it had been stored)."""
+        self._note_problems(calls)
+        self._writer.submit(_upsert("calls", _CALL_FIELDS, list(calls)), on_stored)
 
     def put_attempts(self, attempts: Sequence[Attempt]) -> None:
-        self._put("attempts", _ATTEMPT_FIELDS, attempts)
+        """Queue attempt rows (one transaction) and return at once: they are committed before
+        any later read of this store or its `close`, which raise if they could not be. A kill
+        before loses only attempts, which a resume recomputes from the stored calls."""
+        self._writer.submit(_upsert("attempts", _ATTEMPT_FIELDS, list(attempts)))
 
-    def _put(self, table: str, names: tuple[str, ...], records: Sequence[Any]) -> None:
-        """Upsert records in one transaction (all or none survive a kill).
+    def flush(self) -> None:
+        """Wait until every queued write is committed (raising a failed one's error)."""
+        self._writer.flush()
 
-        One prepared statement for all rows (`executemany`), and each JSON value encoded
-        once per distinct object: a request's samples share their messages and classes,
-        which are most of a row's bytes. Rows are encoded lazily, inside the transaction.
-        """
-        encoded: dict[int, str] = {}  # id -> JSON; `records` keep every value alive meanwhile
-        json_at = [i for i, name in enumerate(names) if name in _JSON_COLUMNS]
-        with self._lock, self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
-                _upsert_sql(table, names),
-                (_row(record, names, json_at, encoded) for record in records),
-            )
+    def _read(self) -> sqlite3.Connection:
+        """The reading connection, once the writes queued so far are committed."""
+        self._writer.flush()
+        return self._conn
 
     def iter_call_rows(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Call rows in chunks, so exporting a 100k-call run never holds it all in memory."""
-        cursor = self._conn.execute("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
+        cursor = self._read().execute("SELECT * FROM calls ORDER BY problem_id, role, sample_index")
         names = [d[0] for d in cursor.description]
         while batch := cursor.fetchmany(chunk):
             yield [_decode(dict(zip(names, values, strict=True))) for values in batch]
 
     def count_calls(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        return int(self._read().execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def count_successful_calls(self) -> int:
         """Calls a re-run reuses (failed ones are requested again)."""
         sql = "SELECT COUNT(*) FROM calls WHERE error IS NULL"
-        return int(self._conn.execute(sql).fetchone()[0])
+        return int(self._read().execute(sql).fetchone()[0])
 
     def count_failed_calls(self) -> int:
         """Calls that failed after their retries: a re-run requests them again."""
         sql = "SELECT COUNT(*) FROM calls WHERE error IS NOT NULL"
-        return int(self._conn.execute(sql).fetchone()[0])
+        return int(self._read().execute(sql).fetchone()[0])
 
     def count_truncated(self) -> tuple[int, int]:
         """(calls cut off at max_tokens, calls with an output): truncation is silent in the
         accuracy columns (a cut-off answer just scores 0), so the run reports it. Search steps
         and thinking chunks (roles `step`, `think`) end at their token cap by design and are
         not counted."""
-        cut, answered = self._conn.execute(
+        conn = self._read()
+        cut, answered = conn.execute(
             "SELECT COALESCE(SUM(finish_reason = 'length'), 0), COUNT(*) FROM calls "
             "WHERE error IS NULL AND role NOT IN ('step', 'think')"
         ).fetchone()
@@ -175,16 +207,17 @@ class SampleStore:
         """(code grades made without trusted comparison, code grades): the first are rows whose
         tests had to run inside the program's own interpreter, where a program aimed at the
         harness could forge a pass; the run reports how many there are."""
-        untrusted, graded = self._conn.execute(
+        conn = self._read()
+        untrusted, graded = conn.execute(
             "SELECT COALESCE(SUM(trusted_compare = 0), 0), COUNT(trusted_compare) FROM calls"
         ).fetchone()
         return int(untrusted), int(graded)
 
     def calls_frame(self) -> pd.DataFrame:
-        return _frame(self._conn, "calls")
+        return _frame(self._read(), "calls")
 
     def attempts_frame(self) -> pd.DataFrame:
-        return _frame(self._conn, "attempts")
+        return _frame(self._read(), "attempts")
 
     def export(self, folder: Path) -> list[Path]:
         """Write calls and attempts as Parquet (classes flattened to `class_<name>` columns)."""
@@ -196,7 +229,22 @@ class SampleStore:
         return paths
 
     def close(self) -> None:
-        self._conn.close()
+        """Commit what is queued (raising if it cannot be), stop the writer, close."""
+        try:
+            if self._finalizer.detach() is not None:  # not closed yet
+                self._writer.close()
+        finally:
+            self._conn.close()
+
+
+def _close_unwatched(writer: Writer, path: Path) -> None:
+    """Close a store nobody closed (garbage or exit): a write that fails now is reported in
+    one line, not as the traceback Python prints for a finalizer that raises (the job has
+    already said what failed, e.g. a full disk, in its own words)."""
+    try:
+        writer.close()
+    except Exception as err:
+        logging.getLogger("ttcbench").warning("store %s: a queued write failed: %s", path, err)
 
 
 _ORDER = {"calls": "problem_id, role, sample_index", "attempts": "strategy, budget, problem_id"}
@@ -242,44 +290,26 @@ def flatten_classes(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame.drop(columns=["classes"]), labels.astype("string")], axis=1)
 
 
+def _upsert(table: str, names: tuple[str, ...], records: list[Any]) -> Work:
+    """The write that upserts `records` (the writer runs it inside its transaction).
+
+    One prepared statement for all rows (`executemany`), and each JSON value encoded once
+    per distinct object: a request's samples share their messages and classes, which are
+    most of a row's bytes. Rows are encoded lazily, in the writer's thread.
+    """
+
+    def write(conn: sqlite3.Connection) -> None:
+        encoded: dict[int, str] = {}  # id -> JSON; `records` keep every value alive meanwhile
+        json_at = [i for i, name in enumerate(names) if name in _JSON_COLUMNS]
+        conn.executemany(
+            _upsert_sql(table, names),
+            (_row(record, names, json_at, encoded) for record in records),
+        )
+
+    return write
+
+
 @cache
 def _upsert_sql(table: str, names: tuple[str, ...]) -> str:
     marks = ", ".join("?" * len(names))
     return f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({marks})"
-
-
-class CallCache:
-    """Successful model outputs shared by every run, keyed by the call key.
-
-    Two runs (or two strategies) that ask for the same (model, messages, sampling, sample
-    index, seed) pay for it once. Only successes are cached: an error is never replayed.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = _connect(path)
-        self._lock = threading.Lock()
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, model TEXT, payload TEXT)"
-        )
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT payload FROM cache WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, key: str, model: str, payload: dict[str, Any]) -> None:
-        self.put_many([(key, model, payload)])
-
-    def put_many(self, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """Cache several (key, model, payload) entries in one transaction: one request's
-        samples are cached together or not at all (a half-cached request would be completed
-        by a request with another seed)."""
-        with self._lock, self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)",
-                [(key, model, json.dumps(payload)) for key, model, payload in entries],
-            )
-
-    def close(self) -> None:
-        self._conn.close()

@@ -13,10 +13,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import ttcbench
+from ttcbench.cache import CallCache
 from ttcbench.cli import CONF_DIR, build
 from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
 from ttcbench.sampler import RunInfo, Sampler
-from ttcbench.store import CallCache, SampleStore
+from ttcbench.store import SampleStore
 from ttcbench.types import Call, ConfigError, Grade, Problem, ProviderError
 from ttcbench.verifiers.llm_judge import LLMJudge, parse_score, parse_verdict
 

@@ -15,9 +15,10 @@ import pytest
 from fakeserver import FakeOpenAI, ScriptedServer, solve_arithmetic
 
 import ttcbench
+from ttcbench.cache import CallCache
 from ttcbench.models.client import ModelClient, ModelSpec, Sampling
 from ttcbench.sampler import RunInfo, Sampler
-from ttcbench.store import CallCache, SampleStore
+from ttcbench.store import SampleStore
 from ttcbench.types import Call, ConfigError, Grade, Problem
 from ttcbench.verifiers.reward_model import RewardModel, normalize_reward, reduce_reward
 

@@ -70,6 +70,7 @@ _NUMBER_RE = re.compile(r"(?<![\w.])(?:-(?=\d))?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\
 _SENTENCE_END_RE = re.compile(r"\.(?:\s|$)")
 
 
+@lru_cache(maxsize=1024)  # pure; identical outputs (short answers, low temperature) repeat
 def extract_answer(text: str) -> tuple[str | None, str]:
     """Return (the final answer the model committed to, the rule that found it).
 
