@@ -136,3 +136,18 @@ def test_fit_failures_are_counted() -> None:
     row = fit_table(frame, n_resamples=50).iloc[0]
     assert row["status"] == "failed" and row["fit_failures"] == 50
     assert np.isnan(row["ceiling_low"])
+
+
+def test_interval_between_finite_and_beyond_replicates_is_infinite_not_overflow() -> None:
+    """Refits that reach 90% inside the measured compute in some replicates and only beyond it
+    in others: the quantile interpolated between the two is "beyond" (+inf), never the 1e300
+    stand-in scaled down (5e299 made `2 ** x` overflow in ttcbench-report)."""
+    from ttcbench.analysis.scaling import _quantiles
+
+    replicates = np.array([[3.0], [4.0], [np.inf], [np.inf], [np.nan]])
+    low, high = _quantiles(replicates, 0.5)
+    assert np.isfinite(low[0]) and 3.0 <= low[0] <= 4.0
+    assert high[0] == np.inf
+    assert np.all(np.isinf(_quantiles(np.full((4, 1), np.inf), 0.95)[0]))
+    low, high = _quantiles(np.array([[1.0], [2.0], [3.0]]), 0.95)
+    assert 1.0 <= low[0] <= high[0] <= 3.0

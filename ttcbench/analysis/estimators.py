@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom
 
 # Majority-vote terms and many-way-tie rows whose weight is below this fraction of the
 # normaliser are skipped. Each skip loses at most that weight (times the summed group score),
@@ -136,12 +135,14 @@ def _tie_weighted_rest(
     return sum(float(poly @ fill) / (1 + t) for t, poly in enumerate(polys))
 
 
-# scipy's pmf costs ~30 us a call, more than the whole vote of a small pool, and every
-# problem of a run asks for the same few (pool size, k): memoised, bit for bit the same.
+# Computed exactly with Python integers (p = k/n is rational, so C(m, i) k^i (n-k)^(m-i) / n^m
+# is one correctly rounded division), not scipy's binom.pmf: importing scipy.stats costs
+# ~0.5-1.5 s in the middle of sampling (the first vote), and a pmf ~30 us a call. Memoised:
+# every problem of a run asks for the same few (pool size, k).
 @lru_cache(maxsize=4096)
 def _binom_pmfs(m: int, k: int, n: int) -> np.ndarray:
     """Binomial(m, k/n) pmf at 0..m (read-only: shared by every caller)."""
-    pmf: np.ndarray = binom.pmf(np.arange(m + 1), m, k / n)
+    pmf = np.array([_binom_pmf(i, m, k, n) for i in range(m + 1)])
     pmf.setflags(write=False)
     return pmf
 
@@ -149,7 +150,13 @@ def _binom_pmfs(m: int, k: int, n: int) -> np.ndarray:
 @lru_cache(maxsize=4096)
 def _binom_norm(k: int, n: int) -> float:
     """Binomial(n, k/n) pmf at k: the normaliser of `_majority`."""
-    return float(binom.pmf(k, n, k / n))
+    return _binom_pmf(k, n, k, n)
+
+
+def _binom_pmf(i: int, m: int, k: int, n: int) -> float:
+    """P(Binomial(m, k/n) = i), exact up to the final rounding (int / int is correctly
+    rounded in Python however large the integers)."""
+    return math.comb(m, i) * k**i * (n - k) ** (m - i) / n**m
 
 
 def _majority(sizes: list[int], group_scores: list[float], n_abstain: int, k: int) -> float:

@@ -39,7 +39,11 @@ def _quantiles(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
         return np.full(shape, np.nan), np.full(shape, np.nan)
     finite = np.where(np.isposinf(replicates), _BEYOND, replicates)  # inf - inf would be NaN
     low, high = np.nanquantile(finite, [alpha, 1.0 - alpha], axis=0)
-    return np.where(low >= _BEYOND, np.inf, low), np.where(high >= _BEYOND, np.inf, high)
+    # A quantile interpolated between a finite value and the stand-in is "beyond" too: it
+    # lies above every finite replicate (mapping only >= _BEYOND left 5e299, and 2**x overflowed).
+    top = np.where(np.isposinf(replicates), -np.inf, np.nan_to_num(replicates, nan=-np.inf))
+    top = top.max(axis=0)
+    return np.where(low > top, np.inf, low), np.where(high > top, np.inf, high)
 
 
 def _replicates(curve: Curve, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
