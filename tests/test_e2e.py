@@ -23,6 +23,7 @@ from run_folders import run_folder, wait_for_run_folder
 from wandbfiles import items, records_by_type
 
 import ttcbench
+from ttcbench.analysis.bootstrap import paired_bootstrap_diff
 from ttcbench.store import SampleStore
 
 pytestmark = pytest.mark.slow
@@ -46,10 +47,11 @@ def requests_made(stdout: str) -> int:
 
 
 def test_default_job_end_to_end(results: Path) -> None:
-    run_dir = ttcbench.run([f"results_dir={results}", *SMALL[:-1], "logger=wandb"])
+    """The quick start's `ttcbench`, as is: 30 problems x a pool of 8, W&B offline."""
+    run_dir = ttcbench.run([f"results_dir={results}"])
     store = SampleStore(run_dir / "store.sqlite")
     calls = store.calls_frame()
-    assert len(calls) == 2 * 8 and calls["key"].is_unique
+    assert len(calls) == 30 * 8 and calls["key"].is_unique
     assert calls["error"].isna().all() and (calls["completion_tokens"] > 0).all()
     assert (calls["latency_s"] > 0).all() and (calls["cost_usd"] == 0).all()
     assert set(calls["finish_reason"]) <= {"stop", "length"}  # length: cut at max_tokens
@@ -58,10 +60,16 @@ def test_default_job_end_to_end(results: Path) -> None:
     assert sorted(calls["sample_index"].unique()) == list(range(8))
 
     attempts = store.attempts_frame()
-    assert len(attempts) == 2 * 4
+    assert len(attempts) == 30 * 4
     # Budget k costs k/8 of the pool: compute scales exactly with the budget.
     per_budget = attempts.groupby("budget")["calls"].sum()
-    assert per_budget.to_dict() == {1: 2.0, 2: 4.0, 4: 8.0, 8: 16.0}
+    assert per_budget.to_dict() == {1: 30.0, 2: 60.0, 4: 120.0, 8: 240.0}
+    # The README's promise: the vote of 8 beats one sample, the 95% interval of the gain
+    # (paired over problems) above 0. Every sample is seeded, so this is the same pool on
+    # every run on one machine, not a draw that passes most of the time.
+    by_budget = attempts.pivot(index="problem_id", columns="budget", values="score")
+    gain, low, high = paired_bootstrap_diff(by_budget[8].to_numpy(), by_budget[1].to_numpy())
+    assert low > 0, f"gain at 8 over 1: {gain:.3f} [{low:.3f}, {high:.3f}]"
 
     summary = pd.read_csv(run_dir / "summary.csv")
     assert list(summary["budget"]) == [1, 2, 4, 8]
@@ -77,8 +85,8 @@ def test_default_job_end_to_end(results: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     assert "| majority_vote | 8 |" in (run_dir / "summary.md").read_text()
     exported = pd.read_parquet(run_dir / "calls.parquet")
-    assert len(exported) == 16 and "class_difficulty" in exported
-    assert len(pd.read_parquet(run_dir / "attempts.parquet")) == 8
+    assert len(exported) == 240 and "class_difficulty" in exported
+    assert len(pd.read_parquet(run_dir / "attempts.parquet")) == 120
     check_wandb_files(run_dir, calls, summary)
 
 

@@ -3,8 +3,8 @@ from real runs against the scripted server of tests/fakeserver.py.
 
 The runs: majority_vote on 2, 4 and 6 problems (so a merged title must not say "6
 problems"), `single` at one budget (an interval that must stay visible), and a run whose
-every call failed (left out with a note). Hard problems (three operands) are always answered
-wrong, so the `difficulty=hard` class never rises.
+every call failed (left out with a note). Hard problems (two-digit operands) are always
+answered wrong, so the `difficulty=hard` class never rises.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ SIZES = {"r2": 2, "r4": 4, "r6": 6}
 
 
 def reply(body: dict) -> str:
-    """Hard problems (three operands) always wrong; easy ones wrong 1 time in 3, by hash."""
+    """Hard problems (two-digit operands) always wrong; easy ones wrong 1 time in 3, by hash."""
     prompt = body["messages"][-1]["content"]
     expression = re.search(r"Calculate ([-+*/() 0-9]+)\.", prompt)
-    if expression and len(re.findall(r"\d+", expression.group(1))) >= 3:
+    if expression and any(len(n) >= 2 for n in re.findall(r"\d+", expression.group(1))):
         return "The answer is 99999"
     draw = int(hashlib.sha256(f"{prompt}|{body.get('seed')}".encode()).hexdigest(), 16)
     return f"The answer is {1000 + draw % 3}" if draw % 3 == 0 else solve_arithmetic(body)
