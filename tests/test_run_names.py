@@ -146,7 +146,7 @@ def test_the_folder_hash_is_the_jobs_own_identity(monkeypatch: pytest.MonkeyPatc
 def test_identity_leaves_out_secrets_and_where_things_run() -> None:
     plain = ttcbench.cli.to_job(composed("+model.extra.api_key=sk-secret-value-123")).config
     kept = identity(plain)
-    assert set(kept) == {"task", "strategy", "model", "budget", "sampling"}
+    assert set(kept) == {"task", "strategy", "model", "budget", "sampling", "task_specs"}
     assert "api_key" not in kept["model"]["extra"] and "api_base" not in kept["model"]
     assert kept["budget"] == {"values": [1, 2, 4, 8]}
 
@@ -165,3 +165,27 @@ def test_check_run_folder_refuses_another_config_under_a_given_name(tmp_path: Pa
     other = ttcbench.cli.to_job(composed("name=mine", "task.limit=3", "sampling.seed=2")).config
     with pytest.raises(ConfigError, match="different sampling, task; pass another name="):
         check_run_folder(run_dir, other)
+
+
+def test_a_changed_task_spec_gets_a_folder_of_its_own(tmp_path, monkeypatch) -> None:
+    """Editing tasks/<name>.yaml (a new generator class, a new prompt) makes other problems
+    under the same ids: the run must not resume into the old folder and mix the two."""
+    import shutil
+
+    from ttcbench.run_names import config_digest, task_spec_digests
+    from ttcbench.tasks.registry import tasks_dir
+
+    config = {"task": {"name": "arithmetic", "limit": 4}, "model": {"model": "m"}}
+    before = config_digest(config)
+    shutil.copytree(tasks_dir(), tmp_path / "tasks")
+    monkeypatch.setenv("TTCBENCH_TASKS_DIR", str(tmp_path / "tasks"))
+    assert config_digest(config) == before  # same content elsewhere: same folder
+    spec = tmp_path / "tasks" / "arithmetic.yaml"
+    spec.write_text(
+        spec.read_text().replace("min_digits: 2, max_digits: 2", "min_digits: 3, max_digits: 3")
+    )
+    assert config_digest(config) != before
+    suite = {"name": "mine", "tasks": {"arithmetic": {"limit": 2}, "gsm_symbolic": {}}}
+    digests = task_spec_digests(suite)
+    assert digests["mine"] is None and set(digests) == {"mine", "arithmetic", "gsm_symbolic"}
+    assert all(digests[n] for n in ("arithmetic", "gsm_symbolic"))

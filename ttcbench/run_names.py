@@ -3,10 +3,11 @@
 The readable part names the task, the model and the strategy (with its verifier) and the
 budget list (`pow2_8` only for 1, 2, 4, 8; else the values, `b1-4-16`); the hash covers every
 setting that changes the samples or their grading (task options, model string and params,
-sampling, strategy and verifier params, budgets), so the same config always maps to the same
-folder (a re-run resumes there) and two different configs never share one. Settings that do
-not change a sample (concurrency, progress, retries, logger, where results go, the server's
-address, secrets) are left out: changing them resumes the same run.
+sampling, strategy and verifier params, budgets, the content of the task's spec file), so the
+same config always maps to the same folder (a re-run resumes there) and two different configs
+never share one. Settings that do not change a sample (concurrency, progress, retries, logger,
+where results go, the server's address, secrets) are left out: changing them resumes the same
+run.
 
 conf/config.yaml builds `name` from the two resolvers registered here (cli.py registers them);
 this module imports nothing heavy, since Hydra resolves the name at every start.
@@ -52,11 +53,35 @@ MAX_BUDGET_LABEL = 32
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that defines the samples and their grading."""
+    """The part of a resolved config that defines the samples and their grading, with the
+    content of the task specs it names (`task_specs`)."""
     kept = {key: _strip(value) for key, value in config.items() if key not in NOT_IDENTITY}
     if isinstance(kept.get("budget"), dict):  # `budget=pow2_16` = `budget.values=[1,...,16]`
         kept["budget"] = {k: v for k, v in kept["budget"].items() if k != "name"}
+    if isinstance(kept.get("task"), Mapping):
+        kept["task_specs"] = task_spec_digests(kept["task"])
     return kept
+
+
+def task_spec_digests(task: Mapping[str, Any]) -> dict[str, str | None]:
+    """sha256 (16 hex) of each `tasks/<name>.yaml` the task config uses (a suite's members too).
+
+    The spec holds the generators, prompt and grader: a changed spec (a new ttcbench, an
+    edited file) makes other problems under the same ids, which must not resume into the
+    old run's store and mix with its samples. None: no such file (a suite's own name)."""
+    from ttcbench.tasks.registry import tasks_dir  # light: paths only
+
+    members = task.get("tasks")
+    names = [str(task.get("name"))] + (
+        sorted(map(str, members)) if isinstance(members, Mapping) else []
+    )
+    digests: dict[str, str | None] = {}
+    for name in names:
+        path = tasks_dir() / f"{name}.yaml"
+        digests[name] = (
+            hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+        )
+    return digests
 
 
 def _strip(value: Any) -> Any:
