@@ -200,3 +200,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     assert 3 <= rows < 16
     check = sqlite3.connect(store_path).execute("PRAGMA integrity_check").fetchone()[0]
     assert check == "ok"
+    # The job's cache shard is marked closed (a merge may take it), not left "live".
+    shards = list((tmp_path / "cache").glob("*.sqlite"))
+    assert shards, "the interrupted job cached its stored samples"
+    for shard in shards:
+        meta = dict(sqlite3.connect(shard).execute("SELECT * FROM meta").fetchall())
+        assert "closed" in meta, meta

@@ -237,7 +237,9 @@ def sample_and_finish(
     except KeyboardInterrupt:
         progress.close()
         saved = store.count_calls()
-        store.close()
+        store.close()  # first: its writer thread caches what it commits
+        if cache is not None:
+            cache.close()  # marked closed: a long-lived process (a notebook) holds no live shard
         raise KeyboardInterrupt(
             f"interrupted: {saved} calls are safe in {job.run_dir / 'store.sqlite'} "
             f"({saved - calls_before} new). Re-run the same command to resume: stored calls "
