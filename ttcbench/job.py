@@ -237,18 +237,14 @@ def sample_and_finish(
     except KeyboardInterrupt:
         progress.close()
         saved = store.count_calls()
-        store.close()  # first: its writer thread caches what it commits
-        if cache is not None:
-            cache.close()  # marked closed: a long-lived process (a notebook) holds no live shard
+        close_both(store, cache)
         raise KeyboardInterrupt(
             f"interrupted: {saved} calls are safe in {job.run_dir / 'store.sqlite'} "
             f"({saved - calls_before} new). Re-run the same command to resume: stored calls "
             "are not requested again."
         ) from None
     except ProviderError:  # refused: no summary of a run that did not happen, exit 3
-        store.close()
-        if cache is not None:
-            cache.close()
+        close_both(store, cache)
         raise
     finally:
         progress.close()
@@ -261,12 +257,18 @@ def sample_and_finish(
     else:
         result = finish(job, task, store, client.requests_sent, wall)
     failed = store.count_failed_calls()
-    store.close()
-    if cache is not None:
-        cache.close()
+    close_both(store, cache)
     if failed or result.errors:
         raise incomplete(job, failed, result.errors, progress.last_error)
     return result
+
+
+def close_both(store: SampleStore, cache: CallCache | None) -> None:
+    """The store first: its writer thread caches what it commits. Then the cache shard, marked
+    closed on every way out (a long-lived process, a notebook, must not keep a live shard)."""
+    store.close()
+    if cache is not None:
+        cache.close()
 
 
 def incomplete(job: JobConfig, calls: int, attempts: int, last: str | None) -> IncompleteRun:

@@ -69,7 +69,7 @@ def task_spec_digests(task: Mapping[str, Any]) -> dict[str, str | None]:
     The spec holds the generators, prompt and grader: a changed spec (a new ttcbench, an
     edited file) makes other problems under the same ids, which must not resume into the
     old run's store and mix with its samples. None: no such file (a suite's own name)."""
-    from ttcbench.tasks.registry import tasks_dir  # light: paths only
+    from ttcbench.tasks.registry import spec_path  # light: paths only
 
     members = task.get("tasks")
     names = [str(task.get("name"))] + (
@@ -77,7 +77,7 @@ def task_spec_digests(task: Mapping[str, Any]) -> dict[str, str | None]:
     )
     digests: dict[str, str | None] = {}
     for name in names:
-        path = tasks_dir() / f"{name}.yaml"
+        path = spec_path(name)
         digests[name] = (
             hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
         )

@@ -41,8 +41,7 @@ def _quantiles(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
     low, high = np.nanquantile(finite, [alpha, 1.0 - alpha], axis=0)
     # A quantile interpolated between a finite value and the stand-in is "beyond" too: it
     # lies above every finite replicate (mapping only >= _BEYOND left 5e299, and 2**x overflowed).
-    top = np.where(np.isposinf(replicates), -np.inf, np.nan_to_num(replicates, nan=-np.inf))
-    top = top.max(axis=0)
+    top = np.where(np.isfinite(replicates), replicates, -np.inf).max(axis=0)
     return np.where(low > top, np.inf, low), np.where(high > top, np.inf, high)
 
 

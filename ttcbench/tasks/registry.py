@@ -124,8 +124,13 @@ def take_shard(task: Task, shard: int, shards: int) -> Task:
 FIXED_KEYS = {"name", "family", "source", "grader"}
 
 
+def spec_path(name: str) -> Path:
+    """The spec file of task `name` (it may not exist)."""
+    return tasks_dir() / f"{name}.yaml"
+
+
 def read_spec(name: str) -> dict[str, Any]:
-    path = tasks_dir() / f"{name}.yaml"
+    path = spec_path(name)
     if not path.exists():
         raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(available_tasks())}")
     spec = yaml.safe_load(path.read_text())
