@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -258,3 +260,43 @@ def test_grading_from_worker_threads() -> None:
         results = list(pool.map(grade, cases))
     assert [score for score, _ in results] == [expected for *_, expected in cases]
     assert not any(is_main for _, is_main in results)  # really ran off the main thread
+
+
+INTEGER_ANSWERS = ["42", "-7", "0", "-0", "$12$", "3.", "\\(5\\)", "999999999999999999", "17 "]
+
+
+@pytest.mark.parametrize("answer", INTEGER_ANSWERS)
+def test_plain_integers_get_the_vote_key_sympy_gives_them(answer: str) -> None:
+    """Integers skip sympy (whose import is ~0.5 s an arithmetic job need not pay); their key
+    must be the one the parse would print."""
+    from ttcbench.tasks.math import _canonical_form, _parse_answer
+
+    assert canonical_answer(answer) == _canonical_form(_parse_answer(answer))
+
+
+def test_plain_integers_match_as_math_verify_matches_them() -> None:
+    from math_verify import verify
+
+    from ttcbench.tasks.math import _parse_answer
+
+    pairs = [(a, b) for a in INTEGER_ANSWERS for b in INTEGER_ANSWERS] + [("42", "42.0")]
+    for predicted, gold in pairs:
+        by_verify = bool(verify(_parse_answer(gold), _parse_answer(predicted)))
+        assert answers_match(predicted, gold) == by_verify, (predicted, gold)
+
+
+def test_integer_answers_are_graded_without_importing_sympy() -> None:
+    code = (
+        "import sys\n"
+        "from ttcbench.tasks.math import grade_math\n"
+        "from ttcbench.types import Problem\n"
+        "p = Problem(task='t', id='1', prompt='?', answer='12')\n"
+        "print(grade_math('So the answer is 12.', p).score, grade_math('It is 13', p).score)\n"
+        "print('sympy' in sys.modules, 'math_verify' in sys.modules)\n"
+        "print(grade_math('The answer is 24/2', p).score)\n"
+        "print('sympy' in sys.modules, 'math_verify' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split("\n")[:4] == ["1.0 0.0", "False False", "1.0", "True True"], (
+        done.stderr
+    )

@@ -25,14 +25,13 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
-from typing import Any
-
-import sympy
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-from sympy.matrices import MatrixBase
+from typing import TYPE_CHECKING, Any
 
 from ttcbench.tasks.answer_format import ANSWER_IS_RE, without_reasoning_tags
 from ttcbench.types import Grade, Problem, TaskError
+
+if TYPE_CHECKING:
+    import sympy
 
 __all__ = ["answers_match", "canonical_answer", "extract_answer", "grade_math"]
 
@@ -45,8 +44,15 @@ _MAX_FACTORIAL = 2_000
 _SIMPLIFY_MAX_OPS = 30
 """`sympy.simplify` is unbounded in time; only small expressions (all real answers) get it."""
 
-_LATEX = [LatexExtractionConfig()]
-_EXPR = [ExprExtractionConfig()]
+
+@lru_cache(maxsize=1)
+def _configs() -> tuple[list[Any], list[Any]]:
+    """math-verify's LaTeX and plain-expression extraction configs. math-verify and sympy
+    are imported here, at the first answer that is not a plain integer (~0.5 s): arithmetic
+    and GSM8K-style jobs, whose answers are integers, never pay it."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    return [LatexExtractionConfig()], [ExprExtractionConfig()]
 
 
 class _DropTimeoutDisabledWarning(logging.Filter):
@@ -169,17 +175,20 @@ def _parse_answer(answer: str) -> Any | None:
     number off many LaTeX forms (`[0, 1)` -> 1, `2\\sqrt{2}` -> 2, `y = 2x+1` -> 2), so
     offering both parses to `verify` would accept wrong answers.
     """
+    import sympy
+
     s = _strip_delimiters(answer) if answer else ""
     if not s or len(s) > _MAX_ANSWER_CHARS:
         return None
     if _INTEGER_RE.fullmatch(s):  # what math-verify makes of it, without its ~0.5 ms parse
         return sympy.Integer(int(s))
-    parsed = _first_parse(f"${s}$", _LATEX)
+    latex, plain = _configs()
+    parsed = _first_parse(f"${s}$", latex)
     if parsed is False:
         return None  # too big to compute with: the plain reading would be a wrong number
     has_words = "\\" not in s and bool(_PLAIN_WORD_RE.search(_TEXT_RE.sub("", s)))
     if parsed is None or has_words:
-        expr = _first_parse(s, _EXPR)
+        expr = _first_parse(s, plain)
         if expr is not None and expr is not False and (parsed is None or not _free_symbols(expr)):
             parsed = expr
         elif has_words:
@@ -192,6 +201,10 @@ def _first_parse(text: str, config: list[Any]) -> Any | None:
 
     No signal timeout (see the module docstring); `_is_tame` bounds the work instead.
     """
+    import sympy
+    from math_verify import parse
+    from sympy.matrices import MatrixBase
+
     for item in parse(text, config, fallback_mode="no_fallback", parsing_timeout=None):
         if isinstance(item, sympy.Basic | MatrixBase):
             return item if _is_tame(item) else False
@@ -200,6 +213,9 @@ def _first_parse(text: str, config: list[Any]) -> Any | None:
 
 def _is_tame(obj: Any) -> bool:
     """False for expressions whose exact evaluation would stall (see `_MAX_EXPONENT`)."""
+    import sympy
+    from sympy.matrices import MatrixBase
+
     items = list(obj) if isinstance(obj, MatrixBase) else [obj]
     for item in items:
         for node in sympy.preorder_traversal(item):
@@ -231,6 +247,8 @@ def _free_symbols(obj: Any) -> set[Any]:
 
 def _drop_variable_name(obj: Any) -> Any:
     """`x = 3` -> `3`: a named final answer is the value (verify does the same)."""
+    import sympy
+
     if isinstance(obj, sympy.Eq) and isinstance(obj.lhs, sympy.Symbol):
         return obj.rhs
     return obj
@@ -248,6 +266,9 @@ def canonical_answer(answer: str) -> str:
     rationals so a fraction and its decimal vote together. An answer that does not parse keeps
     a whitespace/`$`/case-normalised text form. Never raises: a vote key must always exist.
     """
+    integer = _plain_integer(answer)
+    if integer is not None:  # what sympy would print, without importing it
+        return str(integer)
     try:
         parsed = _parse_answer(answer)
         if parsed is not None:
@@ -272,12 +293,16 @@ def answers_match(predicted: str, gold: str) -> bool:
     """
     if not predicted or not gold or not predicted.strip() or not gold.strip():
         return False
+    if _plain_integer(predicted) is not None and _plain_integer(gold) is not None:
+        return _plain_integer(predicted) == _plain_integer(gold)  # verify's verdict on two ints
     try:
         if canonical_answer(predicted) == canonical_answer(gold):
             return True
         gold_parsed, pred_parsed = _parse_answer(gold), _parse_answer(predicted)
         if gold_parsed is None or pred_parsed is None:
             return False
+        from math_verify import verify
+
         return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
     except Exception:
         return False
@@ -301,8 +326,16 @@ def grade_math(output: str, problem: Problem) -> Grade:
     return Grade(extracted=canonical_answer(raw), score=score, details={"rule": rule})
 
 
+def _plain_integer(answer: str) -> int | None:
+    """The answer's value if it is a plain integer (`42`, `$-7$`, `3.`), else None."""
+    s = _strip_delimiters(answer)
+    return int(s) if _INTEGER_RE.fullmatch(s) else None
+
+
 def _canonical_form(parsed: Any) -> str:
     """Print a parsed answer: exact numbers, small expressions simplified, sets as parsed."""
+    import sympy
+
     exact = parsed.xreplace({f: _rationalise(f) for f in parsed.atoms(sympy.Float)})
     if (
         isinstance(exact, sympy.Expr)
@@ -319,6 +352,8 @@ def _rationalise(value: sympy.Float) -> sympy.Rational:
     Few-digit decimals are exact ("0.75" -> 3/4). A long one such as 0.3333333333 is meant as
     1/3, and `verify` (which rounds) agrees, so the vote key should too.
     """
+    import sympy
+
     exact = sympy.nsimplify(value, rational=True)
     if exact.q <= 10**6:
         return exact
