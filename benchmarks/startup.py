@@ -5,7 +5,10 @@ the parent), against a local fake OpenAI server where a model is needed:
 
 - `--help`, `--cfg job` and a config error (an unknown budget): what a user waits for when
   nothing is to be run;
-- time to first request: process start to the fake server's first chat completion;
+- time to first request: process start to the fake server's first chat completion, with
+  litellm's decision remembered from an earlier process (the usual case: every command after
+  the first with a model, ttcbench/models/request_plans.py) and without (a fresh plan folder
+  each run: litellm imported before the first request);
 - a small job (2 problems x 4 samples), and the same command again (a rerun that makes no
   request: its outputs are up to date, so it only checks the store);
 - the default job's task and budgets (W&B offline) against the fake server: its finish
@@ -97,14 +100,20 @@ def main() -> None:
     proc, base = start_server(0.0)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            env["TTCBENCH_PLANS"] = f"{tmp}/plans"
             job = [*ttc, f"results_dir={tmp}", "model=openai/bench", f"model.api_base={base}/v1",
                    "task.limit=2", "budget=pow2_4", "cache.enabled=false"]  # fmt: skip
-            trees = [None, *([args.baseline] if args.baseline else [])]
+            timed(job, env)  # leaves the plan the warm runs use
+            trees = [None, "cold", *([args.baseline] if args.baseline else [])]
             firsts: dict[str | None, list[float]] = {tree: [] for tree in trees}
-            for i in range(args.repeat):  # interleaved: both trees see the same load
+            for i in range(args.repeat):  # interleaved: all see the same load
                 for tree in trees:
-                    job_i = [*job, f"name=first{i}{'b' if tree else ''}"]
-                    firsts[tree].append(first_request_s(job_i, env, base, tree))
+                    job_i = [*job, f"name=first{i}{tree or ''}".replace("/", "_")]
+                    if tree == "cold":
+                        cold = {**env, "TTCBENCH_PLANS": f"{tmp}/plans-cold{i}"}
+                        firsts[tree].append(first_request_s(job_i, cold, base))
+                    else:
+                        firsts[tree].append(first_request_s(job_i, env, base, tree))
             for tree, times in firsts.items():
                 label = "time to first request" + (f" ({tree})" if tree else "")
                 print(f"{label:<29}{statistics.median(times):6.2f} s  "

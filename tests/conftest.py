@@ -18,6 +18,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def private_request_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """litellm's remembered decisions (ttcbench/models/request_plans.py) per test: a job run
+    twice in one test uses its first run's plan, as a user's second command would, but no
+    test sees another's (nor the user's ~/.cache)."""
+    monkeypatch.setenv("TTCBENCH_PLANS", str(tmp_path / "request-plans"))
+
+
 @pytest.fixture
 def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private results folder and shared cache for one test."""

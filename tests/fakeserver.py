@@ -59,6 +59,8 @@ class ScriptedServer:
         self._outage_until = 0.0
         self.faults_served: list[Scripted] = []
         """The random faults served so far, in order."""
+        self.headers: list[dict[str, str]] = []
+        """Every request's headers, in order."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True  # a hanging reply must not hold up shutdown
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -123,6 +125,8 @@ class ScriptedServer:
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.headers.append(dict(self.headers.items()))
                 status, payload, delay, *extra = fake.respond(self.path, body)
                 time.sleep(delay)
                 if status == RESET:  # SO_LINGER 0: close() sends RST, no HTTP answer at all

@@ -120,7 +120,9 @@ def test_sigkill_mid_sweep_then_resume(tmp_path: Path) -> None:
     assert reference.returncode == 0, ref_err
 
     results, cache = tmp_path / "killed", tmp_path / "cache.sqlite"
-    victim = cli(results, cache=cache)
+    # One request at a time, so the kill lands between the two problems' requests (the
+    # embedded model would otherwise decode both side by side and store them together).
+    victim = cli(results, "runner.concurrency=1", cache=cache)
     store_path = wait_for_run_folder(results / "arithmetic/smollm2", "majority_vote-pow2_8")
     store_path /= "store.sqlite"
     deadline = time.time() + 240
@@ -179,7 +181,14 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = {**os.environ, "TTCBENCH_CACHE": str(tmp_path / "cache.sqlite")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ttcbench.cli", f"results_dir={results}", *SMALL],
+        [
+            sys.executable,
+            "-m",
+            "ttcbench.cli",
+            f"results_dir={results}",
+            *SMALL,
+            "runner.concurrency=1",
+        ],  # one request at a time: the signal lands mid-sweep
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -206,3 +215,22 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     for shard in shards:
         meta = dict(sqlite3.connect(shard).execute("SELECT * FROM meta").fetchall())
         assert "closed" in meta, meta
+
+
+def test_ctrl_c_outside_sampling_still_says_how_to_resume(tmp_path: Path) -> None:
+    """Ctrl-C while the summary or report is being written (KeyboardInterrupt without the
+    sampler's message) printed a bare "ttcbench: "; it must say what is kept and what to do."""
+    code = (
+        "import sys, ttcbench.cli as cli\n"
+        "def interrupted(cfg):\n"
+        "    raise KeyboardInterrupt()\n"
+        "cli.execute = interrupted\n"
+        "sys.argv = ['ttcbench', 'logger=none']\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 130
+    assert "Re-run the same command to resume" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

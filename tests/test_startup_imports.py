@@ -79,30 +79,41 @@ NOT_BEFORE_FIRST_REQUEST = (
 )
 
 
-def test_a_job_sends_its_first_request_before_the_libraries_it_needs_later(
-    tmp_path: Path, results: Path
-) -> None:
-    """A real job (default task, strategy and W&B offline) against the fake server: the
-    modules loaded when it opens its first connection to the model server."""
-    with FakeOpenAI() as server:
-        port = int(server.api_base.rsplit(":", 1)[1].split("/")[0])
-        args = [f"results_dir={results}", "model=openai/fake", "task.limit=2", "budget=pow2_4",
-                f"model.api_base={server.api_base}", "cache.enabled=false"]  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-c", AT_FIRST_REQUEST.format(port=port, args=args)],
-            capture_output=True, text=True, cwd=tmp_path, timeout=300,
-            env={**os.environ, "OPENAI_API_KEY": "none"},
-        )  # fmt: skip
-        assert server.requests
+def modules_at_first_request(server: FakeOpenAI, cwd: Path, args: list[str]) -> list[str]:
+    """The modules a real job has loaded when it opens its first connection to the server."""
+    port = int(server.api_base.rsplit(":", 1)[1].split("/")[0])
+    done = subprocess.run(
+        [sys.executable, "-c", AT_FIRST_REQUEST.format(port=port, args=args)],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+        env={**os.environ, "OPENAI_API_KEY": "none"},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [x for x in done.stderr.splitlines() if x.startswith("AT_FIRST_REQUEST ")]
     assert lines, "no connection to the fake server was seen"
-    loaded = json.loads(lines[0].split(" ", 1)[1])
-    assert "litellm" in loaded  # the probe does see what the job imported
-    assert [name for name in NOT_BEFORE_FIRST_REQUEST if name in loaded] == []
-    # ...and the job did use them afterwards: graded, estimated, plotted, logged to W&B
-    run = next(results.rglob("summary.md")).parent
-    assert (run / "accuracy_vs_compute.png").is_file()
-    with open(run / "summary.csv") as table:  # the fake server answers every problem right
-        assert {float(row["accuracy"]) for row in csv.DictReader(table)} == {1.0}
-    assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    return json.loads(lines[0].split(" ", 1)[1])
+
+
+def test_a_job_sends_its_first_request_before_the_libraries_it_needs_later(
+    tmp_path: Path, results: Path
+) -> None:
+    """A real job (default task, strategy and W&B offline) against the fake server, twice:
+    the first run asks litellm what to send; the second sends the same requests from the
+    plan the first left (ttcbench/models/request_plans.py) before importing litellm at all."""
+    with FakeOpenAI() as server:
+        args = [f"results_dir={results}", "model=openai/fake", "task.limit=2", "budget=pow2_4",
+                f"model.api_base={server.api_base}", "cache.enabled=false"]  # fmt: skip
+        first = modules_at_first_request(server, tmp_path, [*args, "name=first"])
+        sent = len(server.requests)
+        second = modules_at_first_request(server, tmp_path, [*args, "name=second"])
+        bodies = [json.dumps(body, sort_keys=True) for body in server.requests]
+        assert sorted(bodies[sent:]) == sorted(bodies[:sent])  # the same requests
+        assert [h.get("Authorization") for h in server.headers] == ["Bearer none"] * 2 * sent
+    assert "litellm" in first  # the probe does see what the job imported
+    assert [name for name in NOT_BEFORE_FIRST_REQUEST if name in first] == []
+    assert [name for name in [*NOT_BEFORE_FIRST_REQUEST, "litellm"] if name in second] == []
+    # ...and the jobs did use them afterwards: graded, estimated, plotted, logged to W&B
+    for run in (results / "first", results / "second"):
+        assert (run / "accuracy_vs_compute.png").is_file()
+        with open(run / "summary.csv") as table:  # the fake server answers every problem right
+            assert {float(row["accuracy"]) for row in csv.DictReader(table)} == {1.0}
+        assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -250,8 +250,12 @@ def _hydra_main(cfg: DictConfig) -> None:
         result = execute(cfg)
     except TtcbenchError as err:
         exit_with(err)
-    except KeyboardInterrupt as err:
-        print(f"\nttcbench: {err or 'interrupted'}", file=sys.stderr)
+    except KeyboardInterrupt as err:  # with the job's own message if it was sampling
+        said = str(err) or (
+            "interrupted: what was stored is kept. Re-run the same command to resume: stored "
+            "calls are not requested again, and the summary and report are written anew."
+        )
+        print(f"\nttcbench: {said}", file=sys.stderr)
         sys.exit(130)
     print(f"\n{result.summary_markdown}")
     print(

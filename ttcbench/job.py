@@ -243,8 +243,8 @@ def sample_and_finish(
             f"({saved - calls_before} new). Re-run the same command to resume: stored calls "
             "are not requested again."
         ) from None
-    except ProviderError:  # refused: no summary of a run that did not happen, exit 3
-        close_both(store, cache)
+    except (ProviderError, ConfigError):  # refused (exit 3), or e.g. the embedded model's
+        close_both(store, cache)  # package missing (exit 2): no summary of a run not made
         raise
     finally:
         progress.close()

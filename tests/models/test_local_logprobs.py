@@ -70,5 +70,5 @@ def test_samples_are_the_same_with_and_without_logprobs(provider: LlamaCppProvid
     plain = provider.completion("smollm2", COUNT, optional_params=dict(params))
     scored = provider.completion("smollm2", COUNT, optional_params={**params, "logprobs": True})
     assert plain.choices[0].message.content == scored.choices[0].message.content
-    assert plain.choices[0].get("logprobs") is None
+    assert plain.choices[0].logprobs is None
     assert len(scored.choices[0].logprobs["content"]) == scored.usage.completion_tokens

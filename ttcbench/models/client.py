@@ -15,6 +15,9 @@ backoff are counted apart (`retry_wait_s`).
 A list of `api_base` replicas spreads the tries over them (`replicas`): a try that fails on one
 replica goes to another at once, and a server counts as unreachable only once every replica
 has refused connections before any success.
+
+litellm is imported only where a request needs it (its import takes seconds): the embedded model
+is called in-process, and an error can only be one of litellm's classes once litellm is loaded.
 """
 
 from __future__ import annotations
@@ -24,32 +27,73 @@ import os
 import random
 import re
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import litellm
-
-from ttcbench.models.local import register_local_provider
-from ttcbench.models.openai_compat import OpenAICompat, fast_transport
-from ttcbench.models.replicas import Replicas
 from ttcbench.models.spec import LOCAL_PROVIDER, ModelSpec, RetryPolicy, Sampling
 from ttcbench.types import ConfigError, ProviderError
 
+if TYPE_CHECKING:
+    from ttcbench.models.local import LlamaCppProvider
+    from ttcbench.models.openai_compat import OpenAICompat
+    from ttcbench.models.replicas import Replicas
+
 __all__ = ["Completion", "LOCAL_PROVIDER", "ModelClient", "ModelSpec", "RetryPolicy", "Sampling"]
 
-litellm.suppress_debug_info = True  # no "Give Feedback" banners in our output
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    litellm.RateLimitError,
-    litellm.InternalServerError,
-    litellm.ServiceUnavailableError,
-    litellm.BadGatewayError,  # a proxy in front of a restarting server: as transient as a 503
-    litellm.APIConnectionError,
-    litellm.Timeout,
-)
+def import_litellm() -> Any:
+    """litellm, imported now (seconds, once per process) and kept quiet."""
+    import litellm
+
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners in our output
+    return litellm
+
+
+@dataclass(frozen=True)
+class ErrorKinds:
+    """litellm's exception classes, by what ttcbench does about them."""
+
+    transient: tuple[type[BaseException], ...]
+    refusals: tuple[tuple[type[BaseException], int], ...]
+    per_prompt: tuple[type[BaseException], ...]
+
+
+def error_kinds() -> ErrorKinds:
+    """litellm's classes of transient errors, refusals and per-prompt errors; none while
+    litellm is not imported, since then no error can be of its classes (the embedded engine
+    raises none, and the fast transport imports litellm to raise one)."""
+    global _kinds
+    litellm = sys.modules.get("litellm")
+    if _kinds is not None or litellm is None or not hasattr(litellm, "Timeout"):
+        return _kinds or ErrorKinds((), (), ())
+    _kinds = ErrorKinds(
+        transient=(
+            litellm.RateLimitError,
+            litellm.InternalServerError,
+            litellm.ServiceUnavailableError,
+            litellm.BadGatewayError,  # a proxy before a restarting server: as transient as 503
+            litellm.APIConnectionError,
+            litellm.Timeout,
+        ),
+        # Refusals (by HTTP status) that no retry fixes (FATAL_FIXES); some providers'
+        # refusals come as a plain `APIError` that only carries the status (an
+        # OpenAI-compatible server's 403), so the status counts too.
+        refusals=(
+            (litellm.AuthenticationError, 401),
+            (litellm.PermissionDeniedError, 403),
+            (litellm.NotFoundError, 404),
+            (litellm.BadRequestError, 400),
+        ),
+        # Bad requests about one prompt, not the setup: recorded on the call, the job goes on.
+        per_prompt=(litellm.ContextWindowExceededError, litellm.ContentPolicyViolationError),
+    )
+    return _kinds
+
+
+_kinds: ErrorKinds | None = None
 
 FATAL_FIXES: dict[int, str] = {
     401: "check the API key for {model} (model.api_key_env, or the provider's key variable "
@@ -62,30 +106,17 @@ FATAL_FIXES: dict[int, str] = {
 """Refusals (by HTTP status) that no retry fixes, with the fix each asks for: the job stops
 at the first one."""
 
-REFUSALS: tuple[tuple[type[BaseException], int], ...] = (
-    (litellm.AuthenticationError, 401),
-    (litellm.PermissionDeniedError, 403),
-    (litellm.NotFoundError, 404),
-    (litellm.BadRequestError, 400),
-)
-"""litellm's classes for them; some providers' refusals come as a plain `APIError` that only
-carries the status (an OpenAI-compatible server's 403), so the status counts too."""
-
-PER_PROMPT_ERRORS: tuple[type[BaseException], ...] = (
-    litellm.ContextWindowExceededError,
-    litellm.ContentPolicyViolationError,
-)
-"""Bad requests about one prompt, not the setup: recorded on the call, the job goes on."""
-
 CONNECT_ATTEMPTS = 3
 """Tries before a server that refuses connections (or whose name does not resolve) is taken
 for a wrong address, while no request of this client has succeeded yet."""
 
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    httpx.ConnectError,
-    ConnectionRefusedError,
-    socket.gaierror,
-)
+
+def unreachable_kinds() -> tuple[type[BaseException], ...]:
+    """Errors that mean no connection could be made at all; httpx's only once something
+    imported it (litellm's path), as no httpx error exists before."""
+    httpx = sys.modules.get("httpx")
+    connect = getattr(httpx, "ConnectError", None)
+    return (ConnectionRefusedError, socket.gaierror, *([connect] if connect else []))
 
 
 @dataclass
@@ -127,8 +158,18 @@ def check_model(spec: ModelSpec) -> None:
     if spec.transport not in TRANSPORTS:
         raise ConfigError(f"model.transport={spec.transport!r}: use one of {', '.join(TRANSPORTS)}")
     if spec.is_local:
-        register_local_provider()
+        if spec.transport == "litellm":  # else called in-process: nothing of litellm's to set
+            from ttcbench.models.local_litellm import register_local_provider
+
+            register_local_provider()
         return
+    if spec.api_base and spec.api_key_env and not os.environ.get(spec.api_key_env):
+        raise ConfigError(f"set the environment variable {spec.api_key_env} for {spec.name}")
+
+
+def check_with_litellm(spec: ModelSpec) -> None:
+    """The provider must be one litellm knows, and the keys it needs must be set."""
+    litellm = import_litellm()
     try:
         litellm.get_llm_provider(spec.model, api_base=next(iter(spec.api_bases), None))
     except Exception as err:
@@ -137,11 +178,7 @@ def check_model(spec: ModelSpec) -> None:
             "(e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, hosted_vllm/NAME "
             "with api_base) or a config in conf/model/"
         ) from err
-    if spec.api_base and spec.api_key_env:
-        if not os.environ.get(spec.api_key_env):
-            raise ConfigError(f"set the environment variable {spec.api_key_env} for {spec.name}")
-        return
-    if spec.api_base and spec.extra.get("api_key"):
+    if spec.api_base and (spec.api_key_env or spec.extra.get("api_key")):
         return
     missing = litellm.validate_environment(spec.model).get("missing_keys") or []
     if spec.api_base:  # the server's address is given: only a missing key can matter
@@ -171,10 +208,6 @@ class ModelClient:
         check_model(spec)
         self.spec = spec
         self.retry = retry or RetryPolicy()
-        # The embedded engine decodes a request's n samples as one batch (models/local.py).
-        self.supports_n = spec.is_local or "n" in (
-            litellm.get_supported_openai_params(model=spec.model) or []
-        )
         self.requests_sent = 0
         """Every HTTP/provider request made, retries included: what tests count."""
         self.succeeded = False
@@ -184,11 +217,57 @@ class ModelClient:
         """The refusal that stopped this client: every later request raises it unsent."""
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._prices: Prices | None = None
-        self.replicas = Replicas(spec) if len(spec.api_bases) > 1 else None
+        self.replicas: Replicas | None = None
         """The replicas of a list `api_base`, each try's server picked by litellm's Router."""
         self._refused_by: set[str] = set()
         """Replicas that refused connections before any success (see `_unreachable_wait`)."""
-        self.fast = fast_transport(spec) if self.replicas is None else None
+        self.local: LlamaCppProvider | None = None
+        """The in-process engines of the embedded model (`transport: auto`)."""
+        # The embedded engine decodes a request's n samples as one batch (models/local.py).
+        self.supports_n = True
+        if spec.is_local:
+            if spec.transport == "auto":
+                from ttcbench.models.local import local_engines
+
+                self.local = local_engines()
+        elif not self._from_plan():
+            self._from_litellm()
+
+    def _from_plan(self) -> bool:
+        """Set up from litellm's decision in an earlier process (`request_plans`), without
+        importing litellm; False where there is no such plan."""
+        from ttcbench.models.openai_compat import OpenAICompat
+        from ttcbench.models.request_plans import load_plan
+
+        plan = load_plan(self.spec)
+        if plan is None or "supports_n" not in plan or "prices" not in plan:
+            return False
+        self.fast = OpenAICompat.planned(self.spec, plan)
+        if self.fast is None:
+            return False
+        self.supports_n = bool(plan["supports_n"])
+        prices = plan["prices"]
+        self._prices = tuple(prices) if isinstance(prices, list) else prices
+        return True
+
+    def _from_litellm(self) -> None:
+        """Set up as litellm decides now (and keep its decision for the next process)."""
+        spec = self.spec
+        check_with_litellm(spec)
+        self.supports_n = "n" in (
+            import_litellm().get_supported_openai_params(model=spec.model) or []
+        )
+        if len(spec.api_bases) > 1:
+            from ttcbench.models.replicas import Replicas
+
+            self.replicas = Replicas(spec)
+            return
+        from ttcbench.models.openai_compat import fast_transport
+
+        self.fast = fast_transport(spec)
+        if self.fast is not None:
+            self._prices = model_prices(spec)
+            self.fast.remember(self.supports_n, self._prices)
 
     async def complete(
         self, messages: list[dict[str, str]], sampling: Sampling, n: int = 1
@@ -204,7 +283,7 @@ class ModelClient:
         started = time.perf_counter()
         try:
             response, tries = await self._first_alone(messages, sampling, n)
-        except ProviderError:
+        except (ProviderError, ConfigError):  # e.g. the embedded model's package is missing
             raise
         except Exception as err:  # transient after the last retry, or about this prompt
             waited = (time.perf_counter() - started) / n
@@ -222,7 +301,7 @@ class ModelClient:
         """Until a first success requests go one at a time; those that waited for the lock
         while the first one succeeded then go in parallel (they were sent one by one after
         it, which held the concurrency slots ~1 at the start of every job)."""
-        if not self.succeeded:
+        if not self.succeeded and not self.spec.is_local:  # in-process: no key or address
             async with self._opening_lock():
                 if not self.succeeded:
                     return await self._request(messages, sampling, n)
@@ -241,6 +320,8 @@ class ModelClient:
     ) -> tuple[Any, Tries]:
         """The response and how many tries it took; each try is timed on its own, so model
         time is the answering try's, and failed tries and backoff are counted apart."""
+        if self.fast is not None and self.fast.needs_litellm(messages, sampling, n):
+            await asyncio.to_thread(import_litellm)  # a plan's gap: not on the loop, not timed
         started = time.perf_counter()
         for attempt in range(1, self.retry.max_attempts + 1):
             if self.fatal is not None:  # another request was refused: send nothing more
@@ -267,8 +348,11 @@ class ModelClient:
         fast = self.fast if self.replicas is None or base is None else self.replicas.fast[base]
         if fast is not None:
             return await fast.complete(messages, sampling, n)
+        if self.local is not None:
+            name = self.spec.model.split("/", 1)[1]
+            return await self.local.acompletion(name, messages, self._kwargs(sampling, n))
         # max_retries=0: retries are ours, so the SDK must not retry silently.
-        return await litellm.acompletion(
+        return await import_litellm().acompletion(
             model=self.spec.model,
             messages=messages,
             timeout=self.spec.timeout_s,
@@ -303,12 +387,12 @@ class ModelClient:
         free = (
             self.replicas is not None
             and base is not None
-            and (unreachable or isinstance(err, TRANSIENT_ERRORS))
+            and (unreachable or isinstance(err, error_kinds().transient))
             and self.replicas.failed(base, err)
         )
         if not self.succeeded and unreachable:
             return self._unreachable_wait(err, attempt, base, free)
-        if not isinstance(err, TRANSIENT_ERRORS) or attempt >= self.retry.max_attempts:
+        if not isinstance(err, error_kinds().transient) or attempt >= self.retry.max_attempts:
             err.ttcbench_attempts = attempt  # type: ignore[attr-defined]
             raise err
         if free:
@@ -404,9 +488,8 @@ class ModelClient:
             try:  # pricing a flat rate cannot express: litellm's full calculation
                 if hasattr(response, "as_litellm"):  # the fast path's light response
                     response = response.as_litellm()
-                return float(
-                    litellm.completion_cost(completion_response=response, model=self.spec.model)
-                )
+                cost = import_litellm().completion_cost
+                return float(cost(completion_response=response, model=self.spec.model))
             except Exception:
                 return 0.0
         per_input, per_output = prices
@@ -425,7 +508,7 @@ def model_prices(spec: ModelSpec) -> Prices:
     if spec.is_local:
         return "unpriced"
     try:
-        info = litellm.get_model_info(spec.model)
+        info = import_litellm().get_model_info(spec.model)
     except Exception:  # not in the cost map (a self-hosted model): unknown, recorded as 0
         return "unpriced"
     if any("_above_" in key and value for key, value in info.items()):
@@ -482,9 +565,10 @@ def _refusal_status(err: BaseException) -> int | None:
     """The HTTP status of a refusal no retry fixes (a key in FATAL_FIXES), else None; bad
     requests about one prompt (context too long, content policy) are not refusals of the
     setup."""
-    if isinstance(err, PER_PROMPT_ERRORS):
+    kinds = error_kinds()
+    if isinstance(err, kinds.per_prompt):
         return None
-    for kind, status in REFUSALS:
+    for kind, status in kinds.refusals:
         if isinstance(err, kind):
             return status
     code = getattr(err, "status_code", None)
@@ -496,10 +580,11 @@ def _unreachable_cause(err: BaseException) -> str | None:
     error is something else (a reset, a timeout, an HTTP answer)."""
     seen: BaseException | None = err
     found: BaseException | None = None
+    unreachable = unreachable_kinds()
     for _ in range(12):  # the cause chain: litellm -> openai -> httpx -> aiohttp -> OSError
         if seen is None:
             break
-        if isinstance(seen, UNREACHABLE):
+        if isinstance(seen, unreachable):
             found = seen
         seen = seen.__cause__ or seen.__context__
     if found is None:

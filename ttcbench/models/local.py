@@ -1,7 +1,9 @@
 """The embedded default model, SmolLM2-135M-Instruct, served in-process by llama.cpp.
 
-It is registered as a litellm custom provider (`local/<name>`) so that the runner has exactly
-one code path for every model: the embedded one, hosted APIs and self-hosted servers.
+`ModelClient` calls it in-process (`model.transport: auto`), without importing litellm (seconds
+of start-up that the default run would pay for nothing); with `model.transport: litellm`, or for
+anyone calling `litellm.completion(model="local/smollm2")`, it is litellm's custom provider
+`local/<name>` (`local_litellm`). Both answer with the same samples.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import litellm
-from litellm import CustomLLM, ModelResponse
-
 from ttcbench.models.local_batch import BatchEngine, sampling_params
 from ttcbench.models.local_text import Sequence
 from ttcbench.models.local_threads import ThreadTuner
+from ttcbench.models.responses import ChatResponse, Choice, Message, Usage
 from ttcbench.models.spec import LOCAL_PROVIDER
 from ttcbench.types import ConfigError
 
@@ -49,8 +49,8 @@ def embedded_model_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / filename
 
 
-class LlamaCppProvider(CustomLLM):
-    """litellm handler that runs GGUF models in this process, one batching engine per model.
+class LlamaCppProvider:
+    """Runs GGUF models in this process, one batching engine per model.
 
     A request's `n` samples are sequences of one batch that share the prompt's prefill, and
     concurrent requests share decode steps (`local_batch.BatchEngine`). Sample i of a request
@@ -63,7 +63,6 @@ class LlamaCppProvider(CustomLLM):
         self, n_ctx: int = 2048, n_seq: int = 16, threads: int | None = None,
         weights: str = "f16",
     ) -> None:  # fmt: skip
-        super().__init__()
         self._n_ctx = n_ctx  # per sequence: prompt + completion, as a single-stream context
         self._n_seq = n_seq
         self._threads = threads
@@ -118,15 +117,19 @@ class LlamaCppProvider(CustomLLM):
             for j in range(0, len(seqs), engine.n_seq)
         ]
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        futures = self._submit(model, messages, dict(kwargs["optional_params"]))
+    def completion(
+        self, model: str, messages: list, optional_params: dict[str, Any]
+    ) -> ChatResponse:
+        """One request (`n` samples of one prompt), waited for; `optional_params` are the
+        sampling parameters and the model config's `extra`, as litellm hands them over."""
+        futures = self._submit(model, messages, dict(optional_params))
         return _response(model, [future.result() for future in futures])
 
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list, *args: Any, **kwargs: Any
-    ) -> ModelResponse:
+    async def acompletion(
+        self, model: str, messages: list, optional_params: dict[str, Any]
+    ) -> ChatResponse:
         # Off the event loop: the first request loads the model.
-        params = dict(kwargs["optional_params"])
+        params = dict(optional_params)
         futures = await asyncio.to_thread(self._submit, model, messages, params)
         # Cancelling this coroutine cancels the futures: the engine drops their sequences.
         results = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
@@ -160,27 +163,33 @@ def f16_weights(path: Path) -> Path:
     return target
 
 
-def _response(name: str, parts: list[dict[str, Any]]) -> ModelResponse:
-    choices = [choice for part in parts for choice in part["choices"]]
+def _response(name: str, parts: list[dict[str, Any]]) -> ChatResponse:
+    raw_choices = [choice for part in parts for choice in part["choices"]]
     prompt_tokens = parts[0]["prompt_tokens"]
     completion_tokens = sum(part["completion_tokens"] for part in parts)
-    response = ModelResponse(
-        model=f"{PROVIDER}/{name}",
-        choices=choices,
-        usage={
-            # Like hosted APIs with `n`, the prompt is counted once per request.
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+    # Like hosted APIs with `n`, the prompt is counted once per request.
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    choices = [
+        Choice(Message(c["message"]["content"]), c["finish_reason"], c.get("logprobs"))
+        for c in raw_choices
+    ]
+    return ChatResponse(
+        choices,
+        Usage(prompt_tokens, completion_tokens),
+        raw={"model": f"{PROVIDER}/{name}", "choices": raw_choices, "usage": usage},
+        # Read by ModelClient: this request's share of the engine's time is its latency, and
+        # each sample's own token count.
+        _hidden_params={
+            "compute_s": sum(part["compute_s"] for part in parts),
+            "completion_tokens_per_choice": [
+                n for part in parts for n in part["completion_tokens_per_choice"]
+            ],
         },
     )
-    # Read by ModelClient: this request's share of the engine's time is its latency, and
-    # each sample's own token count.
-    response._hidden_params["compute_s"] = sum(part["compute_s"] for part in parts)
-    response._hidden_params["completion_tokens_per_choice"] = [
-        n for part in parts for n in part["completion_tokens_per_choice"]
-    ]
-    return response
 
 
 class _PromptCaptured(Exception):
@@ -220,23 +229,20 @@ def chat_prompt(llm: Any, messages: list[dict], stop: Any) -> tuple[list[int], l
     raise RuntimeError("the chat handler did not reach create_completion")
 
 
-_registered: LlamaCppProvider | None = None
+_engines: LlamaCppProvider | None = None
 
 
-def register_local_provider() -> LlamaCppProvider:
-    """Register the llama.cpp handler with litellm once per process (idempotent)."""
-    global _registered
-    if _registered is None:
-        _registered = LlamaCppProvider()
-        litellm.custom_provider_map = [
-            entry for entry in litellm.custom_provider_map if entry["provider"] != PROVIDER
-        ] + [{"provider": PROVIDER, "custom_handler": _registered}]
-        litellm.suppress_debug_info = True
-    return _registered
+def local_engines() -> LlamaCppProvider:
+    """The process's one set of embedded engines (each model loaded once, whichever way it is
+    called: in-process or through litellm's provider)."""
+    global _engines
+    if _engines is None:
+        _engines = LlamaCppProvider()
+    return _engines
 
 
 def warm_up(name: str) -> float:
     """Load the model now (seconds taken), so the first timed call is not the load."""
     started = time.perf_counter()
-    register_local_provider()._engine(name)
+    local_engines()._engine(name)
     return time.perf_counter() - started

@@ -15,21 +15,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
-import httpx
-import litellm
-from litellm.litellm_core_utils.core_helpers import map_finish_reason
-from litellm.litellm_core_utils.exception_mapping_utils import exception_type
-from litellm.llms.openai.chat.gpt_transformation import OpenAIGPTConfig
-from litellm.llms.openai.common_utils import OpenAIError
-from litellm.types.utils import all_litellm_params
-from litellm.utils import ProviderConfigManager, get_optional_params
+
+from ttcbench.models.client import import_litellm
+from ttcbench.models.request_plans import (
+    FINISH_REASONS,
+    KEY_PLACEHOLDER,
+    key_from,
+    key_source,
+    save_plan,
+    signature,
+)
+from ttcbench.models.responses import ChatResponse, Choice, Details, Message, Usage
 
 if TYPE_CHECKING:
+    from litellm.llms.openai.chat.gpt_transformation import OpenAIGPTConfig
+
     from ttcbench.models.client import ModelSpec, Sampling
 
 PROVIDERS = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
@@ -49,43 +54,6 @@ MAX_TEMPLATES = 4096
 index, so a job needs about budget / max_n of them."""
 
 
-@dataclass(slots=True)
-class Message:
-    content: str | None
-
-
-@dataclass(slots=True)
-class Choice:
-    message: Message
-    finish_reason: str | None
-    logprobs: dict[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class Details:
-    cached_tokens: int = 0
-
-
-@dataclass(slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_tokens_details: Details | None = None
-
-
-@dataclass(slots=True)
-class ChatResponse:
-    """What `ModelClient._split` and `_cost` read of a chat completion, nothing more."""
-
-    choices: list[Choice]
-    usage: Usage
-    raw: dict[str, Any] = field(repr=False)
-
-    def as_litellm(self) -> litellm.ModelResponse:
-        """The full litellm object, for litellm's own cost calculation (tiered prices)."""
-        return litellm.ModelResponse(**self.raw)
-
-
 def fast_transport(spec: ModelSpec) -> OpenAICompat | None:
     """The fast transport for this model, or None where litellm's path must be taken: forced
     by `transport: litellm`, no `api_base`, another provider or litellm-only settings."""
@@ -93,6 +61,11 @@ def fast_transport(spec: ModelSpec) -> OpenAICompat | None:
         return None  # a list of replicas gets one transport per server (`replicas`)
     if not spec.api_base:
         return None
+    from litellm.llms.openai.chat.gpt_transformation import OpenAIGPTConfig
+    from litellm.types.utils import all_litellm_params
+    from litellm.utils import ProviderConfigManager
+
+    litellm = import_litellm()
     if (set(spec.extra) & set(all_litellm_params)) - OWN_EXTRA:
         return None
     model, provider, key, api_base = litellm.get_llm_provider(spec.model, api_base=spec.api_base)
@@ -103,7 +76,7 @@ def fast_transport(spec: ModelSpec) -> OpenAICompat | None:
     )
     if not isinstance(config, OpenAIGPTConfig):
         return None
-    return OpenAICompat(spec, model, provider, config, key, api_base or spec.api_base)
+    return OpenAICompat.decided(spec, model, provider, config, key, api_base or spec.api_base)
 
 
 class OpenAICompat:
@@ -114,36 +87,85 @@ class OpenAICompat:
         spec: ModelSpec,
         model: str,
         provider: str,
-        config: OpenAIGPTConfig,
-        key: str | None,
         api_base: str,
+        url: str,
+        headers: dict[str, str],
+        plan: dict[str, Any] | None = None,
     ) -> None:
-        self.spec, self.model, self.provider, self.config = spec, model, provider, config
-        # As on litellm's path: model.api_key_env, else extra.api_key, else litellm's default
-        # (the provider's variable, or the key litellm resolved for it).
-        given = os.environ.get(spec.api_key_env) if spec.api_key_env else spec.extra.get("api_key")
-        key = given or key or config.get_api_key()
+        self.spec, self.model, self.provider = spec, model, provider
+        self.url, self.headers = url, headers
         self.litellm_params = {"custom_llm_provider": provider, "api_base": api_base}
         self.body_extra = {
             k: v for k, v in spec.extra.items() if k not in ("api_key", "extra_headers")
         }
-        headers = dict(spec.extra.get("extra_headers") or {})
-        self.headers = config.validate_environment(
-            headers,
-            model,
-            cast(Any, list(PROBE)),
-            {},
-            self.litellm_params,
-            api_key=key,
-            api_base=api_base,
-        )
-        if not any(name.lower() == "content-type" for name in self.headers):
-            self.headers["Content-Type"] = "application/json"
-        self.url = config.get_complete_url(api_base, key, model, {}, self.litellm_params, False)
         self.timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
         self.proxy = env_proxy(self.url)
+        self._config: OpenAIGPTConfig | None = None
         self._templates: dict[tuple[Sampling, int], tuple[dict[str, Any], bool]] = {}
-        self._finish: dict[str | None, str | None] = {}
+        self.plan = plan or {}
+        """What litellm decided for this model in an earlier process (`request_plans`), and
+        what it decides in this one, for the next."""
+        self._planned: dict[str, list[str]] = dict(self.plan.get("bodies") or {})
+        """Parameter sets litellm passes through as they are, with its body's key order."""
+        self._finish: dict[str | None, str | None] = dict(self.plan.get("finish") or {})
+
+    @classmethod
+    def decided(
+        cls, spec: ModelSpec, model: str, provider: str, config: OpenAIGPTConfig,
+        key: str | None, api_base: str,
+    ) -> OpenAICompat:  # fmt: skip
+        """The transport as litellm decides it now (litellm imported)."""
+        # As on litellm's path: model.api_key_env, else extra.api_key, else litellm's default
+        # (the provider's variable, or the key litellm resolved for it).
+        given = os.environ.get(spec.api_key_env) if spec.api_key_env else spec.extra.get("api_key")
+        key = given or key or config.get_api_key()
+        url, headers = _url_and_headers(spec, model, provider, config, key, api_base)
+        compat = cls(spec, model, provider, api_base, url, headers)
+        compat._config = config
+        compat.plan = _base_plan(spec, model, provider, config, key, api_base, url, headers)
+        return compat
+
+    @classmethod
+    def planned(cls, spec: ModelSpec, plan: dict[str, Any]) -> OpenAICompat | None:
+        """The transport from a plan litellm made in an earlier process (litellm not
+        imported), or None if the plan's key source is gone."""
+        try:
+            key = key_from(plan["key_source"], spec)
+            headers = {
+                name: value.replace(KEY_PLACEHOLDER, key or "")
+                for name, value in plan["headers"].items()
+            }
+            return cls(spec, plan["model"], plan["provider"], plan["api_base"], plan["url"],
+                       headers, plan)  # fmt: skip
+        except (KeyError, TypeError, AttributeError):
+            return None
+
+    @property
+    def config(self) -> OpenAIGPTConfig:
+        """litellm's request transform for this provider (imported when first needed)."""
+        if self._config is None:
+            from litellm.utils import ProviderConfigManager
+
+            litellm = import_litellm()
+            self._config = cast(
+                "OpenAIGPTConfig",
+                ProviderConfigManager.get_provider_chat_config(
+                    model=self.model, provider=litellm.LlmProviders(self.provider)
+                ),
+            )
+        return self._config
+
+    def remember(self, supports_n: bool, prices: Any) -> None:
+        """Keep litellm's answers for the next process (a plan: `request_plans`)."""
+        if self.plan.get("key_source") is None:
+            return  # the key's origin cannot be told apart: litellm decides each time
+        self.plan.update(supports_n=supports_n, prices=prices)
+        self._save_plan()
+
+    def _save_plan(self) -> None:
+        """Write the plan, once it is whole (`remember`: a replica's transport never is)."""
+        if self.plan.get("key_source") is not None and "supports_n" in self.plan:
+            save_plan(self.spec, {**self.plan, "bodies": self._planned})
 
     async def complete(
         self, messages: list[dict[str, str]], sampling: Sampling, n: int
@@ -160,12 +182,12 @@ class OpenAICompat:
                 if response.status >= 400:
                     self._raise_status(response.status, data, response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError) as err:
-            raise litellm.Timeout(
+            raise import_litellm().Timeout(
                 f"no answer from {self.url} within {self.spec.timeout_s:g} s", self.model,
                 self.provider,
             ) from err  # fmt: skip
         except aiohttp.ClientError as err:  # refused, reset, dropped mid-answer
-            raise litellm.APIConnectionError(
+            raise import_litellm().APIConnectionError(
                 f"{type(err).__name__}: {err}", self.provider, self.model
             ) from err
         return self._parse(data)
@@ -183,17 +205,46 @@ class OpenAICompat:
 
     def _resolve(self, sampling: Sampling, n: int) -> tuple[dict[str, Any], bool]:
         """The request body litellm would send (less the messages), and whether its transform
-        leaves plain messages as they are."""
+        leaves plain messages as they are: from the plan where litellm found these parameters
+        to pass through as they are, else from litellm now."""
+        params = self._params(sampling, n)
+        planned = signature(params)
+        values = {"model": self.model, "messages": list(PROBE), **params}
+        if planned is not None and planned in self._planned:
+            return {key: values[key] for key in self._planned[planned]}, True
+        from litellm.utils import get_optional_params
+
+        import_litellm()
+        optional = get_optional_params(
+            model=self.model, custom_llm_provider=self.provider, stream=None, **params
+        )
+        body = self._transform(list(PROBE), optional)
+        passes_plain = body["messages"] == PROBE
+        as_is = json.dumps(body, sort_keys=True) == json.dumps(values, sort_keys=True)
+        if planned is not None and passes_plain and as_is and planned not in self._planned:
+            self._planned[planned] = list(body)  # litellm's key order: the same bytes sent
+            self._save_plan()
+        return body, passes_plain
+
+    def _params(self, sampling: Sampling, n: int) -> dict[str, Any]:
         params: dict[str, Any] = {**sampling.as_kwargs(), **self.body_extra}
         if n > 1:
             params["n"] = n
         if self.spec.logprobs:
             params["logprobs"] = True
-        optional = get_optional_params(
-            model=self.model, custom_llm_provider=self.provider, stream=None, **params
-        )
-        body = self._transform(list(PROBE), optional)
-        return body, body["messages"] == PROBE
+        return params
+
+    def needs_litellm(self, messages: list[dict[str, str]], sampling: Sampling, n: int) -> bool:
+        """Whether making this request's body would import litellm (not loaded yet, and
+        neither planned nor made before): `ModelClient` then imports it off the event loop
+        and before the request's clock starts, so the import is nobody's latency."""
+        if "litellm" in sys.modules:
+            return False
+        if not all(_plain(m) for m in messages):
+            return True
+        if (sampling, n) in self._templates:
+            return False
+        return signature(self._params(sampling, n)) not in self._planned
 
     def _transform(
         self, messages: list[dict[str, Any]], optional: dict[str, Any]
@@ -219,6 +270,11 @@ class OpenAICompat:
 
     def _raise_status(self, status: int, data: bytes, headers: Any) -> None:
         """litellm's exception for an HTTP error answer, with the provider's own message."""
+        import httpx
+        from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+        from litellm.llms.openai.common_utils import OpenAIError
+
+        import_litellm()
         text = data.decode("utf-8", "replace")
         try:
             detail = json.loads(text)["error"]
@@ -236,7 +292,7 @@ class OpenAICompat:
             raw = json.loads(data)
             choices = [self._choice(c) for c in raw["choices"]]
         except (ValueError, KeyError, TypeError) as err:
-            raise litellm.InternalServerError(
+            raise import_litellm().InternalServerError(
                 f"unreadable answer from {self.url}: {data[:200]!r}", self.provider, self.model
             ) from err
         usage = raw.get("usage") or {}
@@ -253,10 +309,64 @@ class OpenAICompat:
 
     def _choice(self, choice: dict[str, Any]) -> Choice:
         reason = choice.get("finish_reason")
-        if reason not in self._finish:
-            self._finish[reason] = map_finish_reason(reason) if reason else reason
+        if reason and reason not in self._finish:
+            from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+            import_litellm()
+            self._finish[reason] = map_finish_reason(reason)
         message = choice.get("message") or {}
-        return Choice(Message(message.get("content")), self._finish[reason], choice.get("logprobs"))
+        mapped = self._finish[reason] if reason else reason
+        return Choice(Message(message.get("content")), mapped, choice.get("logprobs"))
+
+
+def _url_and_headers(
+    spec: ModelSpec, model: str, provider: str, config: OpenAIGPTConfig, key: str | None,
+    api_base: str,
+) -> tuple[str, dict[str, str]]:  # fmt: skip
+    """litellm's URL and headers for this server and key."""
+    litellm_params = {"custom_llm_provider": provider, "api_base": api_base}
+    headers = config.validate_environment(
+        dict(spec.extra.get("extra_headers") or {}),
+        model,
+        cast(Any, list(PROBE)),
+        {},
+        litellm_params,
+        api_key=key,
+        api_base=api_base,
+    )
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"
+    url = config.get_complete_url(api_base, key, model, {}, litellm_params, False)
+    return url, headers
+
+
+def _base_plan(
+    spec: ModelSpec, model: str, provider: str, config: OpenAIGPTConfig, key: str | None,
+    api_base: str, url: str, headers: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """What a plan holds of litellm's decision, without the key: the headers made with a
+    stand-in key, checked to give the real headers with the real one. A plan whose key
+    source is None is never written."""
+    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+    source = key_source(key, spec)
+    stand_in = "ttcbench-plan-key-0123456789" if key else None
+    url_2, planned = _url_and_headers(spec, model, provider, config, stand_in, api_base)
+    planned = {
+        k: v.replace(stand_in, KEY_PLACEHOLDER) if stand_in else v for k, v in planned.items()
+    }
+    again = {k: v.replace(KEY_PLACEHOLDER, key or "") for k, v in planned.items()}
+    if url_2 != url or again != headers or spec.extra.get("extra_headers"):
+        source = None  # the key changes more than a header value, or headers may hold secrets
+    return {
+        "model": model,
+        "provider": provider,
+        "api_base": api_base,
+        "url": url,
+        "headers": planned,
+        "key_source": source,
+        "finish": {reason: map_finish_reason(reason) for reason in FINISH_REASONS},
+    }
 
 
 def env_proxy(url: str) -> str | None:
