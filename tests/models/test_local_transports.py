@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ttcbench.models.client import ModelClient, ModelSpec, Sampling
+from ttcbench.models.client import ModelClient, ModelSpec, RetryPolicy, Sampling
 
 STORY = [{"role": "user", "content": "Tell me a very short story about a cat."}]
 
@@ -48,6 +48,20 @@ def test_in_process_and_litellm_paths_give_the_same_samples() -> None:
         assert a.mean_logprob == pytest.approx(b.mean_logprob)
         assert a.latency_s > 0 and b.latency_s > 0
     assert len({c.text for c in ours}) > 1  # three different samples, not one repeated
+
+
+@pytest.mark.slow
+def test_a_prompt_longer_than_the_context_fails_its_samples_without_retries() -> None:
+    """In-process, the engine's refusal of one prompt is recorded on its samples at once (no
+    backoff: retrying cannot shorten a prompt), and the engine serves the next request."""
+    client = ModelClient(ModelSpec(name="smollm2", model="local/smollm2"), RetryPolicy())
+    long = [{"role": "user", "content": "word " * 3000}]
+    failed = asyncio.run(client.complete(long, Sampling(max_tokens=4), n=2))
+    assert len(failed) == 2
+    assert all("exceed context window" in (c.error or "") for c in failed)
+    assert [c.attempts for c in failed] == [1, 1] and client.requests_sent == 1
+    after = asyncio.run(client.complete(STORY, Sampling(max_tokens=4), n=1))
+    assert after[0].error is None and after[0].text
 
 
 def test_a_missing_model_package_stops_the_job_with_its_fix(monkeypatch) -> None:
