@@ -8,6 +8,10 @@ mapping and request transform), then makes each request with one shared aiohttp 
 event loop and parses the JSON into light objects with the attributes `ModelClient` reads.
 Errors go through litellm's own exception mapping, so retries, refusals and `Retry-After`
 behave exactly as on litellm's path. `model.transport=litellm` turns it off.
+
+What litellm decided is kept for the next process (`request_plans`): a transport made from a
+plan (`OpenAICompat.planned`) sends the same requests without importing litellm, and imports
+it only for what the plan does not cover.
 """
 
 from __future__ import annotations
