@@ -261,3 +261,15 @@ def test_plans_can_be_turned_off(
     monkeypatch.setenv("TTCBENCH_PLANS", "off")
     ask(ModelClient(spec(server)))
     assert not (tmp_path / "request-plans").exists()
+
+
+def test_a_plan_folder_that_cannot_be_written_costs_only_the_plan(
+    server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "none")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("TTCBENCH_PLANS", str(blocked / "plans"))
+    assert [c.text for c in ask(ModelClient(spec(server)))] == ["5", "5"]
+    assert [c.text for c in ask(ModelClient(spec(server)))] == ["5", "5"]
+    assert blocked.read_text() == "not a folder"

@@ -65,7 +65,10 @@ def plans_dir() -> Path | None:
     chosen = os.environ.get("TTCBENCH_PLANS")
     if chosen is not None:
         return None if chosen.strip().lower() in ("off", "0", "false", "") else Path(chosen)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home directory to be found: litellm decides in each process
+        return None
     return Path(cache) / "ttcbench" / "requests"
 
 
