@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import builtins
 
+from ttcbench.sandbox.pyparse import parse
+
 
 def bound_names(tree: ast.AST) -> set[str]:
     """Every name the code binds anywhere: assignments, defs, imports, arguments, loops."""
@@ -50,7 +52,7 @@ def foreign_names(tests: str, setup: str, entry_point: str) -> set[str] | None:
     """Names the tests read that only the solution can provide; None when either text does
     not parse (the fallback then reports the syntax error)."""
     try:
-        test_tree, setup_tree = ast.parse(tests), ast.parse(setup)
+        test_tree, setup_tree = parse(tests), parse(setup)
     except (SyntaxError, ValueError):
         return None
     read = {

@@ -26,6 +26,7 @@ import re
 import textwrap
 
 from ttcbench.sandbox import SandboxLimits, run_tests
+from ttcbench.sandbox.pyparse import parse
 from ttcbench.types import Grade, Problem
 
 __all__ = ["CODE_LIMITS", "code_key", "completion_program", "extract_code", "grade_code"]
@@ -130,7 +131,7 @@ def code_key(code: str) -> str:
     """A 12-hex-digit voting key: programs equal up to formatting and comments share one.  The
     AST's source form is the normal form; code that does not parse is compared line by line."""
     try:
-        normal = ast.unparse(ast.parse(code))
+        normal = ast.unparse(parse(code))  # graders may run in threads
     except (SyntaxError, ValueError):
         normal = "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
     return hashlib.sha1(normal.encode("utf-8", "replace")).hexdigest()[:12]

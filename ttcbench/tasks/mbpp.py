@@ -13,6 +13,7 @@ import ast
 import builtins
 from typing import Any
 
+from ttcbench.sandbox.pyparse import parse
 from ttcbench.types import Problem, TaskError
 
 REQUIRED = ("task_id", "code", "test_list")
@@ -92,7 +93,7 @@ def entry_point_of(code: str, asserts: list[str]) -> str | None:
 
 def _defined_functions(code: str) -> set[str]:
     try:
-        tree = ast.parse(code.replace("\r\n", "\n"))
+        tree = parse(code.replace("\r\n", "\n"))
     except SyntaxError:
         return set()
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -102,7 +103,7 @@ def _called_names(assertion: str) -> list[str]:
     """Plain-name calls in source order (asserts wrap the call in set(...), math.isclose(...),
     not ...)."""
     try:
-        tree = ast.parse(assertion.strip())
+        tree = parse(assertion.strip())
     except SyntaxError:
         return []
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from ttcbench.sampler import Sampler
 from ttcbench.sandbox import ExecutionResult, run_many
+from ttcbench.sandbox.pyparse import parse
 from ttcbench.tasks.code import CODE_LIMITS, completion_program, extract_code
 from ttcbench.types import Call, ConfigError, Problem
 from ttcbench.verifiers import Verdict, Verifier
@@ -101,7 +102,7 @@ def public_asserts(problem: Problem) -> tuple[str, list[str]]:
             "prompts show examples (humaneval, mbpp), or pick another verifier (e.g. logprob)"
         )
     try:
-        tree = ast.parse(tests)
+        tree = parse(tests)
     except SyntaxError as err:
         raise ConfigError(f"public tests of {problem.id} do not parse: {err}") from err
     setup: list[str] = []
