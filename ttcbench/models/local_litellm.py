@@ -8,34 +8,26 @@ this is registered; both reach the same in-process engines as ttcbench's direct 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import litellm
 from litellm import CustomLLM, ModelResponse
 
 from ttcbench.models.local import PROVIDER, local_engines
-from ttcbench.models.responses import ChatResponse
 
 
 class LlamaCppHandler(CustomLLM):
     """litellm's handler for `local/<name>`: the engines' answer as litellm's response."""
 
     def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        return to_model_response(
-            local_engines().completion(model, messages, dict(kwargs["optional_params"]))
-        )
+        answer = local_engines().completion(model, messages, dict(kwargs["optional_params"]))
+        return cast(ModelResponse, answer.as_litellm())
 
     async def acompletion(  # type: ignore[override]
         self, model: str, messages: list, *args: Any, **kwargs: Any
     ) -> ModelResponse:
         answer = await local_engines().acompletion(model, messages, dict(kwargs["optional_params"]))
-        return to_model_response(answer)
-
-
-def to_model_response(answer: ChatResponse) -> ModelResponse:
-    response = ModelResponse(**answer.raw)
-    response._hidden_params.update(answer._hidden_params)  # compute time, tokens per choice
-    return response
+        return cast(ModelResponse, answer.as_litellm())
 
 
 _registered: LlamaCppHandler | None = None

@@ -161,13 +161,12 @@ class OpenAICompat:
 
     def remember(self, supports_n: bool, prices: Any) -> None:
         """Keep litellm's answers for the next process (a plan: `request_plans`)."""
-        if self.plan.get("key_source") is None:
-            return  # the key's origin cannot be told apart: litellm decides each time
         self.plan.update(supports_n=supports_n, prices=prices)
         self._save_plan()
 
     def _save_plan(self) -> None:
-        """Write the plan, once it is whole (`remember`: a replica's transport never is)."""
+        """Write the plan, once it is whole (`remember`: a replica's transport never is) and
+        says where its key comes from (else litellm decides in each process)."""
         if self.plan.get("key_source") is not None and "supports_n" in self.plan:
             save_plan(self.spec, {**self.plan, "bodies": self._planned})
 

@@ -48,7 +48,10 @@ class ChatResponse:
     litellm gives such extras, so `ModelClient` reads both kinds of response alike."""
 
     def as_litellm(self) -> Any:
-        """The full litellm object, for litellm's own cost calculation (tiered prices)."""
+        """The full litellm object, for litellm's own cost calculation (tiered prices) or a
+        caller of litellm's provider, with the extras it reads from `_hidden_params`."""
         import litellm
 
-        return litellm.ModelResponse(**self.raw)
+        response = litellm.ModelResponse(**self.raw)
+        response._hidden_params.update(self._hidden_params)
+        return response

@@ -293,8 +293,9 @@ def answers_match(predicted: str, gold: str) -> bool:
     """
     if not predicted or not gold or not predicted.strip() or not gold.strip():
         return False
-    if _plain_integer(predicted) is not None and _plain_integer(gold) is not None:
-        return _plain_integer(predicted) == _plain_integer(gold)  # verify's verdict on two ints
+    predicted_int, gold_int = _plain_integer(predicted), _plain_integer(gold)
+    if predicted_int is not None and gold_int is not None:
+        return predicted_int == gold_int  # verify's verdict on two integers
     try:
         if canonical_answer(predicted) == canonical_answer(gold):
             return True
