@@ -30,6 +30,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
+from ttcbench.analysis.estimators import majority_at_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Compute, Outcome, Strategy, failed
 from ttcbench.strategies.majority_vote import plurality
@@ -142,8 +145,6 @@ class Adaptive(Strategy):
         return [self.probe + e for e in extra]
 
     def outcome(self, budget: int, used: Sequence[Call]) -> Outcome:
-        from ttcbench.analysis.estimators import majority_at_k  # numpy, scipy
-
         answers = answers_of(used)
         scores = [c.score or 0.0 for c in used]
         compute = Compute.parallel(used).scaled(1.0, self.critical_path(used))
@@ -164,8 +165,6 @@ class Adaptive(Strategy):
 def share_out(total: int, weights: Sequence[float], cap: float) -> list[int]:
     """`total` units in proportion to `weights` (evenly if all are 0), none above `cap`:
     water-filling hands a capped share's excess to the rest; largest remainders round it."""
-    import numpy as np  # at the first allocation, not at import (start-up)
-
     n = len(weights)
     if n == 0:
         return []

@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ttcbench.analysis.estimators import best_of_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Compute, Outcome, Strategy, failed
 from ttcbench.types import Call, Problem
@@ -57,8 +58,6 @@ class ScoredPool:
     def compute_at(self, k: int) -> Compute:
         """Expected compute of a k-subset: k/N of generation and verification, and the
         expected longest generate-then-verify path among k candidates."""
-        from ttcbench.analysis.estimators import best_of_k  # numpy, scipy
-
         whole = Compute.parallel([*self.candidates, *self.verifier_calls])
         return whole.scaled(k / len(self.candidates), best_of_k(self.paths, self.paths, k))
 
@@ -82,7 +81,6 @@ class BestOfN(Strategy):
         pool = await score_pool(self, self.verifier, problem, budgets, sampler)
         if isinstance(pool, list):
             return pool
-        from ttcbench.analysis.estimators import best_of_k  # numpy, scipy
 
         outcomes = []
         for k in budgets:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from ttcbench.analysis.estimators import best_of_k, majority_at_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Compute, Outcome, Strategy, failed
 from ttcbench.types import Problem
@@ -29,8 +30,6 @@ class MajorityVote(Strategy):
         pool = await sampler.sample(problem, self.messages(problem), n=max(budgets))
         if (errors := failed(budgets, pool)) is not None:
             return errors
-        # here, not at import: numpy and scipy load after the first request (start-up)
-        from ttcbench.analysis.estimators import best_of_k, majority_at_k
 
         answers = [c.extracted for c in pool]
         scores = [c.score or 0.0 for c in pool]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ttcbench.analysis.estimators import majority_at_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Compute, Outcome, Strategy, failed
 from ttcbench.strategies.majority_vote import plurality
@@ -130,8 +131,6 @@ class ParallelDistillRefine(Strategy):
         """The last round's plurality (ties split as in majority_vote) and all compute so far.
 
         The last included round's distill only feeds later rounds: not this budget's cost."""
-        from ttcbench.analysis.estimators import majority_at_k  # numpy, scipy
-
         calls = [c for r in rounds[:-1] for c in r.calls] + rounds[-1].drafts
         final = rounds[-1].drafts
         answers = [d.extracted for d in final]

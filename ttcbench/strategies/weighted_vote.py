@@ -24,6 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
+from ttcbench.analysis.estimators import weighted_vote_at_k
 from ttcbench.sampler import Sampler
 from ttcbench.strategies import Outcome, Strategy
 from ttcbench.strategies.best_of_n import score_pool
@@ -52,7 +53,6 @@ class WeightedVote(Strategy):
         pool = await score_pool(self, self.verifier, problem, budgets, sampler)
         if isinstance(pool, list):
             return pool
-        from ttcbench.analysis.estimators import weighted_vote_at_k  # numpy, scipy
 
         answers = pool.answers
         # Abstainers (no answer, rank -inf) carry no weight; the estimator ignores them.
