@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ttcbench.cache import (
-    SCHEMA,
     cache_dir,
     claim_writer,
+    create_shard,
     fsync_path,
     host_name,
     legacy_file,
@@ -221,13 +221,11 @@ def _write(folder: Path, inputs: list[Shard], drop_model: str | None) -> tuple[P
     input SQLite cannot read (damaged by an OS crash) is left out, and left in place."""
     name = new_shard_name("merged-")
     temp, final = folder / f".{name}.tmp", folder / f"{name}.sqlite"
+    meta = {**writer_meta(), "merged_from": str(len(inputs))}
+    create_shard(temp, meta)
     conn = sqlite3.connect(temp.absolute().as_uri(), uri=True, isolation_level=None)
     conn.execute("PRAGMA journal_mode=MEMORY")
     conn.execute("PRAGMA synchronous=OFF")
-    for statement in SCHEMA:
-        conn.execute(statement)
-    meta = {**writer_meta(), "merged_from": str(len(inputs))}
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
     dropped = 0
     for shard in list(inputs):
         try:
