@@ -133,6 +133,9 @@ def test_a_damaged_plan_is_decided_again_and_rewritten(
     assert json.loads(plan.read_text())["supports_n"] is True
     plan.write_text(json.dumps({**json.loads(plan.read_text()), "key_source": "env:GONE_VAR"}))
     assert ModelClient(spec(server)).fast.headers["Authorization"] == "Bearer none"  # decided
+    for malformed in ({"bodies": ["not-a-pair"]}, {"headers": {"X": 1}}, {"finish": [3]}):
+        plan.write_text(json.dumps({**json.loads(plan.read_text()), **malformed}))
+        assert [c.text for c in ask(ModelClient(spec(server)))] == ["5", "5"]  # decided anew
 
 
 def test_parameters_the_plan_has_not_seen_go_to_litellm_then_join_the_plan(

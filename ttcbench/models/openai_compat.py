@@ -132,7 +132,7 @@ class OpenAICompat:
     @classmethod
     def planned(cls, spec: ModelSpec, plan: dict[str, Any]) -> OpenAICompat | None:
         """The transport from a plan litellm made in an earlier process (litellm not
-        imported), or None if the plan's key source is gone."""
+        imported), or None if the plan's key source is gone or the plan is malformed."""
         try:
             key = key_from(plan["key_source"], spec)
             headers = {
@@ -141,7 +141,7 @@ class OpenAICompat:
             }
             return cls(spec, plan["model"], plan["provider"], plan["api_base"], plan["url"],
                        headers, plan)  # fmt: skip
-        except (KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError, ValueError):  # a plan edited by hand
             return None
 
     @property
